@@ -1,0 +1,3 @@
+using ScheduleSync.Cli;
+
+return await SchedSyncCommand.Build().Parse(args).InvokeAsync();
