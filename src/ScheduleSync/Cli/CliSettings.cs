@@ -1,0 +1,26 @@
+using System.CommandLine;
+
+namespace ScheduleSync.Cli;
+
+/// <summary>
+/// Settings common to every command, resolved the usual .NET way: a flag wins over an environment variable
+/// (SCHEDSYNC_CONFIG, SCHEDSYNC_DATABASE, …), which wins over appsettings.json (section "ScheduleSync"), then defaults.
+/// </summary>
+internal sealed record CliSettings(string ConfigPath, string? Database, string DataDirectory, bool Json)
+{
+    public static CliSettings From(ParseResult parse)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true)
+            .AddEnvironmentVariables()
+            .Build();
+        string? Setting(string env, string key) =>
+            configuration[env] is { Length: > 0 } fromEnv ? fromEnv : configuration[$"ScheduleSync:{key}"];
+
+        var config = parse.GetValue(SchedSyncCommand.Config) ?? Setting("SCHEDSYNC_CONFIG", "Config") ?? "schedule_config.yml";
+        var database = parse.GetValue(SchedSyncCommand.Database) ?? Setting("SCHEDSYNC_DATABASE", "Database");
+        var dataDirectory = Setting("SCHEDSYNC_DATA_DIR", "DataDirectory")
+            ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(config))!, ".schedsync", "pgdata");
+        return new CliSettings(Path.GetFullPath(config), string.IsNullOrWhiteSpace(database) ? null : database, dataDirectory, parse.GetValue(SchedSyncCommand.Json));
+    }
+}

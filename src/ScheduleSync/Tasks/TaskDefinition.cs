@@ -1,0 +1,148 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace ScheduleSync.Tasks;
+
+/// <summary>The kind of a scalar value in a task's <c>args</c> map.</summary>
+public enum ArgKind { String, Integer, Float, Boolean }
+
+/// <summary>One scalar argument value; <see cref="Text"/> is its canonical text.</summary>
+public readonly record struct ArgValue(ArgKind Kind, string Text)
+{
+    public static ArgValue Of(string value) => new(ArgKind.String, value);
+    public static ArgValue Of(long value) => new(ArgKind.Integer, value.ToString(CultureInfo.InvariantCulture));
+    public static ArgValue Of(double value) => new(ArgKind.Float, value.ToString("R", CultureInfo.InvariantCulture));
+    public static ArgValue Of(bool value) => new(ArgKind.Boolean, value ? "true" : "false");
+
+    public object ToObject() => Kind switch
+    {
+        ArgKind.Integer => long.Parse(Text, CultureInfo.InvariantCulture),
+        ArgKind.Float => double.Parse(Text, CultureInfo.InvariantCulture),
+        ArgKind.Boolean => Text == "true",
+        _ => Text,
+    };
+}
+
+/// <summary>
+/// A scheduled task in its normal form: defaults applied (name, timezone, enabled, max_retries), args sorted by key.
+/// Two tasks are equal when their normal forms are equal; <see cref="ContentHash"/> identifies that form.
+/// </summary>
+public sealed record TaskDefinition
+{
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+    public string? Description { get; init; }
+    public required string Schedule { get; init; }
+    public required string Timezone { get; init; }
+    public required string Command { get; init; }
+    public ImmutableSortedDictionary<string, ArgValue> Args { get; init; } = ImmutableSortedDictionary.Create<string, ArgValue>(StringComparer.Ordinal);
+    public bool Enabled { get; init; } = true;
+    public int? TimeoutSeconds { get; init; }
+    public int MaxRetries { get; init; }
+    public ImmutableArray<string> Tags { get; init; } = [];
+
+    public bool Equals(TaskDefinition? other) =>
+        other is not null && Id == other.Id && ContentHash == other.ContentHash;
+
+    public override int GetHashCode() => HashCode.Combine(Id, ContentHash);
+
+    // Cached; the copy constructor below leaves it empty so a `with` copy never carries a stale hash.
+    private string? _contentHash;
+
+    public TaskDefinition() { }
+
+    [System.Diagnostics.CodeAnalysis.SetsRequiredMembers]
+    private TaskDefinition(TaskDefinition original)
+    {
+        Id = original.Id;
+        Name = original.Name;
+        Description = original.Description;
+        Schedule = original.Schedule;
+        Timezone = original.Timezone;
+        Command = original.Command;
+        Args = original.Args;
+        Enabled = original.Enabled;
+        TimeoutSeconds = original.TimeoutSeconds;
+        MaxRetries = original.MaxRetries;
+        Tags = original.Tags;
+    }
+
+    /// <summary>
+    /// Lowercase hex SHA-256 of <see cref="CanonicalJson"/>: stable across runs, machines and the key order of the source.
+    /// </summary>
+    public string ContentHash => _contentHash ??= Convert.ToHexStringLower(SHA256.HashData(CanonicalJson()));
+
+    /// <summary>
+    /// The canonical serialisation that the content hash covers: compact UTF-8 JSON, fields in this fixed order,
+    /// every field present (null when absent), args keys sorted ordinally, numbers as their canonical text.
+    /// The id is not part of it: the hash says what a task is, the id says which task.
+    /// </summary>
+    public byte[] CanonicalJson()
+    {
+        var buffer = new MemoryStream(256);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("name", Name);
+            WriteNullable(json, "description", Description);
+            json.WriteString("schedule", Schedule);
+            json.WriteString("timezone", Timezone);
+            json.WriteString("command", Command);
+            json.WriteStartObject("args");
+            foreach (var (key, value) in Args)
+                WriteArg(json, key, value);
+            json.WriteEndObject();
+            json.WriteBoolean("enabled", Enabled);
+            if (TimeoutSeconds is { } timeout) json.WriteNumber("timeout_seconds", timeout);
+            else json.WriteNull("timeout_seconds");
+            json.WriteNumber("max_retries", MaxRetries);
+            json.WriteStartArray("tags");
+            foreach (var tag in Tags)
+                json.WriteStringValue(tag);
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+        return buffer.ToArray();
+    }
+
+    private static void WriteNullable(Utf8JsonWriter json, string name, string? value)
+    {
+        if (value is null) json.WriteNull(name);
+        else json.WriteString(name, value);
+    }
+
+    internal static void WriteArg(Utf8JsonWriter json, string key, ArgValue value)
+    {
+        json.WritePropertyName(key);
+        switch (value.Kind)
+        {
+            case ArgKind.Integer:
+            case ArgKind.Float:
+                json.WriteRawValue(value.Text, skipInputValidation: true);
+                break;
+            case ArgKind.Boolean:
+                json.WriteBooleanValue(value.Text == "true");
+                break;
+            default:
+                json.WriteStringValue(value.Text);
+                break;
+        }
+    }
+
+    /// <summary>The args as a compact JSON object, the form stored in the database.</summary>
+    public string ArgsJson()
+    {
+        var buffer = new MemoryStream(64);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            foreach (var (key, value) in Args)
+                WriteArg(json, key, value);
+            json.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+}

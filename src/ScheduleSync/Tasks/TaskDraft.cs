@@ -1,0 +1,78 @@
+using System.Collections.Immutable;
+
+namespace ScheduleSync.Tasks;
+
+/// <summary>
+/// A task as given by a source, before defaults: every field optional. The YAML loader and the API fill it with
+/// values of the right type; <see cref="Build"/> applies the SPEC §1 rules and defaults.
+/// </summary>
+internal sealed class TaskDraft
+{
+    public required string Id { get; init; }
+    public string? Name { get; set; }
+    public string? Description { get; set; }
+    public string? Schedule { get; set; }
+    public string? Timezone { get; set; }
+    public string? Command { get; set; }
+    public Dictionary<string, ArgValue>? Args { get; set; }
+    public bool? Enabled { get; set; }
+    public long? TimeoutSeconds { get; set; }
+    public long? MaxRetries { get; set; }
+    public List<string>? Tags { get; set; }
+
+    /// <summary>
+    /// Checks every rule and reports each problem as (field, message); field is "" for the task as a whole.
+    /// Returns the normalised task, or null when anything was reported.
+    /// </summary>
+    public TaskDefinition? Build(string defaultTimezone, Action<string, string> report)
+    {
+        var ok = true;
+        void Check(string field, string? message)
+        {
+            if (message is null) return;
+            ok = false;
+            report(field, message);
+        }
+
+        Check("id", TaskRules.CheckId(Id));
+        if (Name is not null) Check("name", TaskRules.CheckName(Name));
+        if (Description is not null) Check("description", TaskRules.CheckDescription(Description));
+        if (Schedule is null) Check("schedule", "schedule is required (a cron expression such as \"0 3 * * *\" or a macro such as @daily)");
+        else Check("schedule", TaskRules.CheckSchedule(Schedule));
+        if (Timezone is not null) Check("timezone", TaskRules.CheckTimezone(Timezone));
+        if (Command is null) Check("command", "command is required");
+        else Check("command", TaskRules.CheckCommand(Command));
+        if (Args is not null)
+            foreach (var key in Args.Keys)
+                Check("args", TaskRules.CheckArgKey(key));
+        if (TimeoutSeconds is { } timeout) Check("timeout_seconds", TaskRules.CheckTimeoutSeconds(timeout));
+        if (MaxRetries is { } retries) Check("max_retries", TaskRules.CheckMaxRetries(retries));
+        if (Tags is not null)
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var tag in Tags)
+            {
+                Check("tags", TaskRules.CheckTag(tag));
+                if (!seen.Add(tag)) Check("tags", $"tag '{TaskRules.Shorten(tag)}' is listed twice");
+            }
+        }
+
+        if (!ok) return null;
+        return new TaskDefinition
+        {
+            Id = Id,
+            Name = Name ?? Id,
+            Description = Description,
+            Schedule = string.Join(' ', Schedule!.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)),
+            Timezone = Timezone ?? defaultTimezone,
+            Command = Command!,
+            Args = Args is null
+                ? ImmutableSortedDictionary.Create<string, ArgValue>(StringComparer.Ordinal)
+                : Args.ToImmutableSortedDictionary(StringComparer.Ordinal),
+            Enabled = Enabled ?? true,
+            TimeoutSeconds = TimeoutSeconds is { } t ? (int)t : null,
+            MaxRetries = (int)(MaxRetries ?? 0),
+            Tags = Tags is null ? [] : [.. Tags],
+        };
+    }
+}

@@ -1,0 +1,628 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using ScheduleSync.Tasks;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+
+namespace ScheduleSync.Yaml;
+
+/// <summary>Bounds on what the loader accepts, so hostile input fails fast and small.</summary>
+internal sealed record LoaderLimits
+{
+    public long MaxFileBytes { get; init; } = 16 * 1024 * 1024;
+    public int MaxDepth { get; init; } = 32;
+    public int MaxProblems { get; init; } = 500;
+    public static LoaderLimits Default { get; } = new();
+}
+
+/// <summary>
+/// Loads <c>schedule_config.yml</c> strictly by walking the YAML event stream: that gives a position for every problem
+/// and the start/end of every task for minimal write-back. Anchors, aliases and tags are refused (no expansion can
+/// happen, so alias bombs cost nothing); unknown and duplicate keys, YAML 1.1 booleans and non-decimal integers are
+/// errors. Every problem in the file is reported, not just the first.
+/// </summary>
+internal static partial class ScheduleLoader
+{
+    public static ScheduleDocument LoadFile(string path, LoaderLimits? limits = null)
+    {
+        limits ??= LoaderLimits.Default;
+        var info = new FileInfo(path);
+        if (info.Exists && info.Length > limits.MaxFileBytes)
+            return Failed(path, "", new YamlProblem(1, 1, $"the file is {info.Length:N0} bytes; the limit is {limits.MaxFileBytes:N0} bytes"));
+        return Load(File.ReadAllBytes(path), path, limits);
+    }
+
+    public static ScheduleDocument Load(ReadOnlySpan<byte> bytes, string path, LoaderLimits? limits = null)
+    {
+        limits ??= LoaderLimits.Default;
+        if (bytes.Length > limits.MaxFileBytes)
+            return Failed(path, "", new YamlProblem(1, 1, $"the file is {bytes.Length:N0} bytes; the limit is {limits.MaxFileBytes:N0} bytes"));
+        if (!TryDecodeUtf8(bytes, out var text, out var problem))
+            return Failed(path, "", problem!);
+        return Parse(text, path, limits);
+    }
+
+    public static ScheduleDocument Parse(string text, string path, LoaderLimits? limits = null) =>
+        new Walker(text, path, limits ?? LoaderLimits.Default).Run();
+
+    private static ScheduleDocument Failed(string path, string text, YamlProblem problem) =>
+        new() { Path = path, Text = text, Entries = [], Problems = [problem] };
+
+    internal static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private static bool TryDecodeUtf8(ReadOnlySpan<byte> bytes, out string text, out YamlProblem? problem)
+    {
+        problem = null;
+        if (System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            text = StrictUtf8.GetString(bytes);
+            return true;
+        }
+        text = "";
+        var offset = 0;
+        while (offset < bytes.Length)
+        {
+            var status = Rune.DecodeFromUtf8(bytes[offset..], out _, out var consumed);
+            if (status != System.Buffers.OperationStatus.Done) break;
+            offset += consumed;
+        }
+        var before = bytes[..offset];
+        var line = before.Count((byte)'\n') + 1;
+        var lineStart = before.LastIndexOf((byte)'\n') + 1;
+        var column = Encoding.UTF8.GetCharCount(before[lineStart..]) + 1;
+        problem = new YamlProblem(line, column, $"the file is not valid UTF-8 (bad byte 0x{bytes[offset]:X2} at byte offset {offset})");
+        return false;
+    }
+
+    // YAML 1.2 core schema resolution of plain scalars, plus the YAML 1.1 forms we refuse with a hint.
+    [GeneratedRegex("^[-+]?[0-9]+$", RegexOptions.CultureInvariant)]
+    private static partial Regex DecimalInt();
+    [GeneratedRegex("^(0o[0-7]+|0x[0-9a-fA-F]+|[-+]?0[0-9]+|[-+]?0b[01]+|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+)$", RegexOptions.CultureInvariant)]
+    private static partial Regex NonDecimalInt();
+    [GeneratedRegex(@"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$", RegexOptions.CultureInvariant)]
+    private static partial Regex Float();
+    [GeneratedRegex(@"^([-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))$", RegexOptions.CultureInvariant)]
+    private static partial Regex SpecialFloat();
+    [GeneratedRegex("^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$", RegexOptions.CultureInvariant)]
+    private static partial Regex Yaml11Bool();
+
+    internal enum PlainKind { Null, Bool, Int, NonDecimalInt, Float, SpecialFloat, Yaml11Bool, String }
+
+    internal static PlainKind Resolve(Scalar scalar)
+    {
+        if (scalar.Style is not ScalarStyle.Plain) return PlainKind.String;
+        var v = scalar.Value;
+        if (v is "" or "~" or "null" or "Null" or "NULL") return PlainKind.Null;
+        if (v is "true" or "false" or "True" or "False" or "TRUE" or "FALSE") return PlainKind.Bool;
+        if (DecimalInt().IsMatch(v)) return v.TrimStart('-', '+').Length > 1 && v.TrimStart('-', '+')[0] == '0' ? PlainKind.NonDecimalInt : PlainKind.Int;
+        if (NonDecimalInt().IsMatch(v)) return PlainKind.NonDecimalInt;
+        if (Float().IsMatch(v)) return PlainKind.Float;
+        if (SpecialFloat().IsMatch(v)) return PlainKind.SpecialFloat;
+        if (Yaml11Bool().IsMatch(v)) return PlainKind.Yaml11Bool;
+        return PlainKind.String;
+    }
+
+    private static string Describe(PlainKind kind, Scalar scalar) => kind switch
+    {
+        PlainKind.Null => "nothing (null)",
+        PlainKind.Bool => $"the boolean {scalar.Value}",
+        PlainKind.Int or PlainKind.NonDecimalInt => $"the number {scalar.Value}",
+        PlainKind.Float or PlainKind.SpecialFloat => $"the number {scalar.Value}",
+        PlainKind.Yaml11Bool => $"'{scalar.Value}'",
+        _ => $"the text \"{TaskRules.Shorten(scalar.Value)}\"",
+    };
+
+    private sealed class AbortException : Exception;
+
+    private sealed class Walker(string text, string path, LoaderLimits limits)
+    {
+        private readonly List<YamlProblem> _problems = [];
+        private readonly List<(TaskDraft Draft, int KeyIndex, int EndIndex, int Line, int Column)> _drafts = [];
+        private readonly Dictionary<string, (int Line, int Column)> _fieldMarks = [];
+        private readonly Parser _parser = new(new StringReader(text));
+        private ParsingEvent _current = null!;
+        private int _lastEnd;
+        private string? _defaultTimezone;
+        private TasksSection? _tasks;
+        private string? _taskId;
+
+        public ScheduleDocument Run()
+        {
+            try
+            {
+                WalkStream();
+            }
+            catch (AbortException)
+            {
+                // A fatal problem (syntax, too deep, too many problems) was recorded; what was read so far is kept.
+            }
+
+            var entries = new List<TaskEntry>(_drafts.Count);
+            var timezone = _defaultTimezone ?? "UTC";
+            foreach (var (draft, keyIndex, endIndex, line, column) in _drafts)
+            {
+                var task = draft.Build(timezone, (field, message) =>
+                {
+                    var (l, c) = _fieldMarks.TryGetValue(draft.Id + "\0" + field, out var mark) ? mark : (line, column);
+                    Report(l, c, $"task '{draft.Id}': {message}", draft.Id, abortWhenFull: false);
+                });
+                entries.Add(new TaskEntry(draft.Id, task, keyIndex, endIndex, line, column));
+            }
+            _problems.Sort((a, b) => a.Line != b.Line ? a.Line.CompareTo(b.Line) : a.Column.CompareTo(b.Column));
+            return new ScheduleDocument
+            {
+                Path = path,
+                Text = text,
+                DefaultTimezone = _defaultTimezone,
+                Entries = entries,
+                Problems = _problems,
+                Tasks = _tasks,
+            };
+        }
+
+        private void Report(Mark mark, string message) => Report((int)mark.Line, (int)mark.Column, message, _taskId);
+
+        private void Report(int line, int column, string message, string? taskId, bool abortWhenFull = true)
+        {
+            if (_problems.Count >= limits.MaxProblems)
+            {
+                if (abortWhenFull) throw new AbortException();
+                return;
+            }
+            _problems.Add(new YamlProblem(line, column, message, taskId));
+            if (_problems.Count == limits.MaxProblems)
+            {
+                _problems.Add(new YamlProblem(line, column, $"stopped after {limits.MaxProblems} problems"));
+                if (abortWhenFull) throw new AbortException();
+            }
+        }
+
+        private void Next()
+        {
+            try
+            {
+                if (!_parser.MoveNext())
+                    throw new AbortException();
+                _current = _parser.Current!;
+            }
+            catch (YamlException e)
+            {
+                _taskId = null;
+                Report(e.Start, "YAML syntax error: " + CleanMessage(e.Message));
+                throw new AbortException();
+            }
+        }
+
+        private static string CleanMessage(string message)
+        {
+            message = Regex.Replace(message, @"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\): ", "");
+            return message.Contains("anchor or alias", StringComparison.Ordinal)
+                ? message + " (a value that starts with '*' or '&', such as a cron expression, must be quoted)"
+                : message;
+        }
+
+        private void WalkStream()
+        {
+            Next(); // StreamStart
+            Next();
+            if (_current is StreamEnd) return; // an empty file (or only comments): no tasks
+            var documents = 0;
+            while (_current is DocumentStart start)
+            {
+                if (++documents > 1)
+                {
+                    Report(start.Start, "only one YAML document is allowed; found a second one (a '---' separator)");
+                    return;
+                }
+                Next();
+                WalkRoot();
+                if (_current is not DocumentEnd) throw new AbortException();
+                Next();
+            }
+        }
+
+        private void WalkRoot()
+        {
+            if (_current is Scalar s && Resolve(s) == PlainKind.Null && s.Tag.IsEmpty && s.Anchor.IsEmpty)
+            {
+                Next();
+                return;
+            }
+            if (!ExpectMapping("the file", "a mapping with the keys version, defaults and tasks")) return;
+            var seen = new Dictionary<string, Mark>(StringComparer.Ordinal);
+            Next();
+            while (_current is not MappingEnd)
+            {
+                if (!ReadKey(seen, "top-level key", out var key, out var keyEvent)) continue;
+                switch (key)
+                {
+                    case "version": ReadVersion(); break;
+                    case "defaults": ReadDefaults(); break;
+                    case "tasks": ReadTasks(keyEvent!); break;
+                    default:
+                        Report(keyEvent!.Start, $"unknown top-level key '{TaskRules.Shorten(key)}'{Suggest(key, ["version", "defaults", "tasks"])}; expected version, defaults or tasks");
+                        SkipNode();
+                        break;
+                }
+            }
+            Next();
+        }
+
+        /// <summary>Reads a mapping key; reports and skips the pair when the key is not a plain string or repeats.</summary>
+        private bool ReadKey(Dictionary<string, Mark> seen, string what, out string key, out Scalar? keyEvent)
+        {
+            key = "";
+            keyEvent = _current as Scalar;
+            if (keyEvent is null || !CheckNodeProperties(_current))
+            {
+                if (keyEvent is null) Report(_current.Start, $"a {what} must be a plain text key, not a {Kind(_current)}");
+                SkipNode();
+                SkipNode();
+                return false;
+            }
+            key = keyEvent.Value;
+            if (keyEvent.Style == ScalarStyle.Plain && Resolve(keyEvent) == PlainKind.Null)
+            {
+                Report(keyEvent.Start, $"a {what} is empty");
+                Next();
+                SkipNode();
+                return false;
+            }
+            if (seen.TryGetValue(key, out var first))
+            {
+                Report(keyEvent.Start, $"duplicate key '{TaskRules.Shorten(key)}' (first defined at line {first.Line}, column {first.Column})");
+                Next();
+                SkipNode();
+                return false;
+            }
+            seen.Add(key, keyEvent.Start);
+            Next();
+            return true;
+        }
+
+        private void ReadVersion()
+        {
+            if (!TryScalar("version", out var s)) return;
+            if (s.Style != ScalarStyle.Plain || s.Value != "1")
+                Report(s.Start, $"version must be 1; got {Describe(Resolve(s), s)}");
+        }
+
+        private void ReadDefaults()
+        {
+            if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return; }
+            if (!ExpectMapping("defaults", "a mapping such as { timezone: Europe/Berlin }")) return;
+            var seen = new Dictionary<string, Mark>(StringComparer.Ordinal);
+            Next();
+            while (_current is not MappingEnd)
+            {
+                if (!ReadKey(seen, "key in defaults", out var key, out var keyEvent)) continue;
+                if (key == "timezone")
+                {
+                    if (TryString("defaults.timezone", out var zone, out var mark))
+                    {
+                        if (TaskRules.CheckTimezone(zone) is { } message) Report(mark, "defaults: " + message);
+                        else _defaultTimezone = zone;
+                    }
+                }
+                else
+                {
+                    Report(keyEvent!.Start, $"unknown key '{TaskRules.Shorten(key)}' in defaults{Suggest(key, ["timezone"])}; the only default is timezone");
+                    SkipNode();
+                }
+            }
+            Next();
+        }
+
+        private void ReadTasks(Scalar keyEvent)
+        {
+            var valueStart = (int)_current.Start.Index;
+            if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n))
+            {
+                _tasks = new TasksSection((int)keyEvent.Start.Index, (int)keyEvent.End.Index, (int)n.End.Index, false, 2);
+                Next();
+                return;
+            }
+            if (_current is SequenceStart)
+            {
+                Report(_current.Start, "tasks must be a mapping from task id to task (write 'my-task:' rather than '- my-task'), not a list");
+                SkipNode();
+                return;
+            }
+            if (!ExpectMapping("tasks", "a mapping from task id to task")) return;
+            var isBlock = ((MappingStart)_current).Style == MappingStyle.Block;
+            var seen = new Dictionary<string, Mark>(StringComparer.Ordinal);
+            var indent = -1;
+            Next();
+            while (_current is not MappingEnd)
+            {
+                var keyIndex = (int)_current.Start.Index;
+                if (indent < 0) indent = (int)_current.Start.Column - 1;
+                if (!ReadKey(seen, "task id", out var id, out var idEvent)) continue;
+                _taskId = id;
+                ReadTask(id, idEvent!, keyIndex);
+                _taskId = null;
+            }
+            _tasks = new TasksSection((int)keyEvent.Start.Index, valueStart, _lastEnd, isBlock, indent < 0 ? 2 : indent);
+            Next();
+        }
+
+        private void ReadTask(string id, Scalar idEvent, int keyIndex)
+        {
+            var draft = new TaskDraft { Id = id };
+            var line = (int)idEvent.Start.Line;
+            var column = (int)idEvent.Start.Column;
+            if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n))
+            {
+                Report(idEvent.Start, $"task '{id}' has no fields; it needs at least schedule and command");
+                Next();
+                _drafts.Add((draft, keyIndex, _lastEnd, line, column));
+                return;
+            }
+            if (!ExpectMapping($"task '{id}'", "a mapping of its fields (schedule, command, …)"))
+            {
+                _drafts.Add((draft, keyIndex, _lastEnd, line, column));
+                return;
+            }
+            var seen = new Dictionary<string, Mark>(StringComparer.Ordinal);
+            Next();
+            while (_current is not MappingEnd)
+            {
+                if (!ReadKey(seen, "field name", out var field, out var fieldEvent)) continue;
+                _fieldMarks[id + "\0" + field] = ((int)_current.Start.Line, (int)_current.Start.Column);
+                var what = $"task '{id}': {field}";
+                switch (field)
+                {
+                    case "name": if (TryString(what, out var name, out _)) draft.Name = name; break;
+                    case "description": if (TryString(what, out var description, out _)) draft.Description = description; break;
+                    case "schedule": if (TryString(what, out var schedule, out _)) draft.Schedule = schedule; break;
+                    case "timezone": if (TryString(what, out var zone, out _)) draft.Timezone = zone; break;
+                    case "command": if (TryString(what, out var command, out _)) draft.Command = command; break;
+                    case "enabled": if (TryBool(what, out var enabled)) draft.Enabled = enabled; break;
+                    case "timeout_seconds": if (TryInt(what, out var timeout)) draft.TimeoutSeconds = timeout; break;
+                    case "max_retries": if (TryInt(what, out var retries)) draft.MaxRetries = retries; break;
+                    case "args": draft.Args = ReadArgs(what); break;
+                    case "tags": draft.Tags = ReadTags(what); break;
+                    default:
+                        Report(fieldEvent!.Start, $"task '{id}': unknown field '{TaskRules.Shorten(field)}'{Suggest(field, TaskRules.FieldNames)}");
+                        SkipNode();
+                        break;
+                }
+            }
+            Next();
+            _drafts.Add((draft, keyIndex, _lastEnd, line, column));
+            // A task that is syntactically fine but breaks a rule is reported when the draft is built.
+            _ = draft;
+        }
+
+        private Dictionary<string, ArgValue>? ReadArgs(string what)
+        {
+            if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return []; }
+            if (!ExpectMapping(what, "a mapping of names to text, numbers or booleans")) return null;
+            var args = new Dictionary<string, ArgValue>(StringComparer.Ordinal);
+            var seen = new Dictionary<string, Mark>(StringComparer.Ordinal);
+            var ok = true;
+            Next();
+            while (_current is not MappingEnd)
+            {
+                if (!ReadKey(seen, "args key", out var key, out var keyEvent)) { ok = false; continue; }
+                var kind = Resolve(keyEvent!);
+                if (kind is not (PlainKind.String or PlainKind.Yaml11Bool))
+                {
+                    Report(keyEvent!.Start, $"{what}: key {Describe(kind, keyEvent)} must be text; put it in quotes");
+                    ok = false;
+                }
+                if (!TryScalar($"{what}.{key}", out var value)) { ok = false; continue; }
+                switch (Resolve(value))
+                {
+                    case PlainKind.String: args[key] = ArgValue.Of(value.Value); break;
+                    case PlainKind.Bool: args[key] = ArgValue.Of(value.Value.Equals("true", StringComparison.OrdinalIgnoreCase)); break;
+                    case PlainKind.Int when long.TryParse(value.Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l):
+                        args[key] = ArgValue.Of(l);
+                        break;
+                    case PlainKind.Float when double.TryParse(value.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d):
+                        args[key] = ArgValue.Of(d);
+                        break;
+                    case var other:
+                        Report(value.Start, $"{what}.{key}: {Describe(other, value)} is not accepted as an argument value; "
+                            + (other == PlainKind.Null ? "give a text, number or boolean" : "put it in quotes if you mean the text"));
+                        ok = false;
+                        break;
+                }
+            }
+            Next();
+            return ok ? args : null;
+        }
+
+        private List<string>? ReadTags(string what)
+        {
+            if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return []; }
+            if (_current is not SequenceStart || !CheckNodeProperties(_current))
+            {
+                if (_current is not SequenceStart && _current is not AnchorAlias)
+                    Report(_current.Start, $"{what} must be a list of tags, such as [ops, backup]; got {Kind(_current)}");
+                SkipNode();
+                return null;
+            }
+            var tags = new List<string>();
+            var ok = true;
+            Next();
+            while (_current is not SequenceEnd)
+            {
+                if (TryString(what, out var tag, out _)) tags.Add(tag);
+                else ok = false;
+            }
+            Track(_current);
+            Next();
+            return ok ? tags : null;
+        }
+
+        private bool TryScalar(string what, out Scalar scalar)
+        {
+            scalar = null!;
+            if (_current is not Scalar s)
+            {
+                if (_current is not AnchorAlias)
+                    Report(_current.Start, $"{what} must be a single value, not a {Kind(_current)}");
+                SkipNode();
+                return false;
+            }
+            if (!CheckNodeProperties(s)) { SkipNode(); return false; }
+            scalar = s;
+            Track(s);
+            Next();
+            return true;
+        }
+
+        private bool TryString(string what, out string value, out Mark mark)
+        {
+            value = "";
+            mark = _current.Start;
+            if (!TryScalar(what, out var s)) return false;
+            var kind = Resolve(s);
+            if (kind == PlainKind.String)
+            {
+                value = s.Value;
+                return true;
+            }
+            Report(s.Start, kind == PlainKind.Null
+                ? $"{what} has no value; give one or remove the key"
+                : $"{what} must be text, got {Describe(kind, s)}; put it in quotes if you mean the text");
+            return false;
+        }
+
+        private bool TryBool(string what, out bool value)
+        {
+            value = false;
+            if (!TryScalar(what, out var s)) return false;
+            if (s.Style == ScalarStyle.Plain && s.Value is "true" or "false")
+            {
+                value = s.Value == "true";
+                return true;
+            }
+            var kind = Resolve(s);
+            var message = kind switch
+            {
+                PlainKind.Yaml11Bool => $"'{s.Value}' is not a boolean here; write true or false (YAML 1.1 yes/no/on/off are not accepted)",
+                PlainKind.Bool => $"write '{s.Value.ToLowerInvariant()}' in lowercase; only true and false are accepted",
+                PlainKind.String when s.Value.Trim().ToLowerInvariant() is "true" or "false" or "yes" or "no" or "on" or "off" =>
+                    $"must be true or false, got the text \"{s.Value}\"; remove the quotes",
+                _ => $"must be true or false, got {Describe(kind, s)}",
+            };
+            Report(s.Start, $"{what}: {message}");
+            return false;
+        }
+
+        private bool TryInt(string what, out long value)
+        {
+            value = 0;
+            if (!TryScalar(what, out var s)) return false;
+            var kind = Resolve(s);
+            if (kind == PlainKind.Int && long.TryParse(s.Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
+                return true;
+            var message = kind switch
+            {
+                PlainKind.Int => $"{s.Value} is too large",
+                PlainKind.NonDecimalInt => $"'{s.Value}' is not a plain decimal number; write it in decimal without leading zeros",
+                PlainKind.Float or PlainKind.SpecialFloat => $"must be a whole number, got {s.Value}",
+                PlainKind.String when DecimalInt().IsMatch(s.Value.Trim()) => $"must be a number, got the text \"{s.Value}\"; remove the quotes",
+                _ => $"must be a whole number, got {Describe(kind, s)}",
+            };
+            Report(s.Start, $"{what}: {message}");
+            return false;
+        }
+
+        private bool ExpectMapping(string what, string expected)
+        {
+            if (_current is MappingStart && CheckNodeProperties(_current)) return true;
+            if (_current is not MappingStart && _current is not AnchorAlias)
+            {
+                var got = _current is Scalar s ? Describe(Resolve(s), s) : "a " + Kind(_current);
+                Report(_current.Start, $"{what} must be {expected}; got {got}");
+            }
+            SkipNode();
+            return false;
+        }
+
+        /// <summary>Refuses anchors, aliases and explicit tags on a node; reports and returns false when present.</summary>
+        private bool CheckNodeProperties(ParsingEvent e)
+        {
+            switch (e)
+            {
+                case AnchorAlias alias:
+                    Report(alias.Start, $"aliases (*{alias.Value}) are not allowed; if this is a value that starts with '*' (such as a cron expression), put it in quotes");
+                    return false;
+                case NodeEvent node when !node.Anchor.IsEmpty:
+                    Report(node.Start, $"anchors (&{node.Anchor.Value}) are not allowed; write each value out");
+                    return false;
+                case NodeEvent node when !node.Tag.IsEmpty && !node.Tag.IsNonSpecific:
+                    Report(node.Start, $"explicit tags ({node.Tag.Value}) are not allowed");
+                    return false;
+                default:
+                    return true;
+            }
+        }
+
+        /// <summary>Skips the current node whatever it is, without recursion, refusing nesting beyond the limit.</summary>
+        private void SkipNode()
+        {
+            var depth = 0;
+            do
+            {
+                switch (_current)
+                {
+                    case MappingStart or SequenceStart:
+                        if (++depth > limits.MaxDepth)
+                        {
+                            Report(_current.Start, $"nesting is deeper than {limits.MaxDepth} levels");
+                            throw new AbortException();
+                        }
+                        break;
+                    case MappingEnd or SequenceEnd:
+                        depth--;
+                        break;
+                }
+                Track(_current);
+                Next();
+            }
+            while (depth > 0);
+        }
+
+        private void Track(ParsingEvent e)
+        {
+            // Block collections end where the next token starts; only scalars and flow ends mark real content.
+            if (e is Scalar or AnchorAlias || (e is MappingEnd or SequenceEnd && e.End.Index > e.Start.Index))
+                _lastEnd = Math.Max(_lastEnd, (int)e.End.Index);
+        }
+
+        private static string Kind(ParsingEvent e) => e switch
+        {
+            MappingStart => "mapping",
+            SequenceStart => "list",
+            Scalar => "single value",
+            AnchorAlias => "alias",
+            _ => e.GetType().Name,
+        };
+    }
+
+    private static string Suggest(string given, IEnumerable<string> known)
+    {
+        var best = known.Select(k => (k, d: Distance(given, k))).MinBy(x => x.d);
+        return best.d <= 2 ? $" (did you mean '{best.k}'?)" : "";
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++) previous[j] = j;
+        for (var i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            (previous, current) = (current, previous);
+        }
+        return previous[b.Length];
+    }
+}
