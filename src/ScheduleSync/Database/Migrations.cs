@@ -1,0 +1,229 @@
+using Npgsql;
+
+namespace ScheduleSync.Database;
+
+/// <summary>
+/// Versioned schema migrations, applied at start-up in one transaction under an advisory lock, so two processes
+/// starting at once apply each migration exactly once.
+/// </summary>
+internal static class Migrations
+{
+    private const long MigrationLockKey = 0x5CED_5_1C_0001;
+
+    private static readonly (int Version, string Name, string Sql)[] All =
+    [
+        (1, "tasks, audit, sync state, change trigger", """
+            CREATE TABLE scheduled_tasks (
+                id              text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9._-]{0,127}$'),
+                name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+                description     text CHECK (length(description) <= 2000),
+                schedule        text NOT NULL,
+                timezone        text NOT NULL,
+                command         text NOT NULL CHECK (length(command) BETWEEN 1 AND 4000),
+                args            jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(args) = 'object'),
+                enabled         boolean NOT NULL DEFAULT true,
+                timeout_seconds integer CHECK (timeout_seconds > 0),
+                max_retries     integer NOT NULL DEFAULT 0 CHECK (max_retries BETWEEN 0 AND 100),
+                tags            text[] NOT NULL DEFAULT '{}',
+                version         bigint NOT NULL DEFAULT 1,
+                created_at      timestamptz NOT NULL DEFAULT now(),
+                updated_at      timestamptz NOT NULL DEFAULT now(),
+                updated_by      text,
+                content_hash    text
+            );
+
+            -- One row: the database-wide change counter (bumped by every statement that changes tasks, in the
+            -- changing transaction, so a reader that saw value n has seen every change up to n) and the state of
+            -- the last sync, which makes an unchanged sync a no-op.
+            CREATE TABLE sync_state (
+                id                     integer PRIMARY KEY CHECK (id = 1),
+                change_counter         bigint NOT NULL DEFAULT 0,
+                synced_change_counter  bigint,
+                synced_file_checksum   text,
+                synced_at              timestamptz
+            );
+            INSERT INTO sync_state (id) VALUES (1);
+
+            CREATE TABLE sync_runs (
+                id               bigserial PRIMARY KEY,
+                trigger          text NOT NULL,
+                started_at       timestamptz NOT NULL DEFAULT now(),
+                finished_at      timestamptz,
+                status           text NOT NULL DEFAULT 'running',
+                inserts          integer NOT NULL DEFAULT 0,
+                updates          integer NOT NULL DEFAULT 0,
+                deletes          integer NOT NULL DEFAULT 0,
+                exports          integer NOT NULL DEFAULT 0,
+                conflicts        integer NOT NULL DEFAULT 0,
+                checksum_before  text,
+                checksum_after   text,
+                error            text
+            );
+
+            CREATE TABLE task_audit (
+                id           bigserial PRIMARY KEY,
+                task_id      text NOT NULL,
+                action       text NOT NULL CHECK (action IN ('create', 'update', 'delete')),
+                source       text NOT NULL,
+                actor        text NOT NULL,
+                before       jsonb,
+                after        jsonb,
+                at           timestamptz NOT NULL DEFAULT now(),
+                sync_run_id  bigint REFERENCES sync_runs (id)
+            );
+            CREATE INDEX task_audit_task ON task_audit (task_id, id);
+
+            CREATE TABLE sync_base (
+                task_id       text PRIMARY KEY,
+                content       jsonb NOT NULL,
+                content_hash  text NOT NULL,
+                updated_at    timestamptz NOT NULL DEFAULT now()
+            );
+
+            CREATE TABLE sync_conflicts (
+                id            bigserial PRIMARY KEY,
+                task_id       text NOT NULL,
+                base          jsonb,
+                yaml          jsonb,
+                db            jsonb,
+                status        text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved')),
+                detected_at   timestamptz NOT NULL DEFAULT now(),
+                sync_run_id   bigint REFERENCES sync_runs (id),
+                choice        text CHECK (choice IN ('keep_yaml', 'keep_db', 'merge', 'auto_closed')),
+                result        jsonb,
+                resolved_by   text,
+                resolved_at   timestamptz
+            );
+            CREATE UNIQUE INDEX sync_conflicts_one_open_per_task ON sync_conflicts (task_id) WHERE status = 'open';
+
+            -- Every change, through ScheduleSync or plain SQL, bumps version and updated_at. A change that did not
+            -- also set content_hash (plain SQL) clears it, so readers recompute it from the row.
+            CREATE FUNCTION scheduled_tasks_before_write() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    NEW.version := 1;
+                    NEW.created_at := now();
+                    NEW.updated_at := now();
+                    IF NEW.updated_by IS NULL THEN
+                        NEW.updated_by := coalesce(nullif(current_setting('schedsync.actor', true), ''), 'sql:' || session_user);
+                    END IF;
+                    RETURN NEW;
+                END IF;
+                IF (NEW.id, NEW.name, NEW.description, NEW.schedule, NEW.timezone, NEW.command, NEW.args, NEW.enabled,
+                    NEW.timeout_seconds, NEW.max_retries, NEW.tags)
+                   IS NOT DISTINCT FROM
+                   (OLD.id, OLD.name, OLD.description, OLD.schedule, OLD.timezone, OLD.command, OLD.args, OLD.enabled,
+                    OLD.timeout_seconds, OLD.max_retries, OLD.tags) THEN
+                    NEW.version := OLD.version;
+                    NEW.updated_at := OLD.updated_at;
+                    NEW.updated_by := OLD.updated_by;
+                    NEW.content_hash := OLD.content_hash;
+                    RETURN NEW;
+                END IF;
+                NEW.version := OLD.version + 1;
+                NEW.created_at := OLD.created_at;
+                NEW.updated_at := now();
+                IF NEW.content_hash IS NOT DISTINCT FROM OLD.content_hash THEN
+                    NEW.content_hash := NULL;
+                END IF;
+                IF NEW.updated_by IS NOT DISTINCT FROM OLD.updated_by THEN
+                    NEW.updated_by := coalesce(nullif(current_setting('schedsync.actor', true), ''), 'sql:' || session_user);
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER scheduled_tasks_before_write BEFORE INSERT OR UPDATE ON scheduled_tasks
+                FOR EACH ROW EXECUTE FUNCTION scheduled_tasks_before_write();
+
+            -- Audit, change counter and NOTIFY, once per statement and set-based, so bulk sync writes stay cheap.
+            -- The writer names itself with set_config('schedsync.source' / 'schedsync.actor' / 'schedsync.sync_run');
+            -- a change made with plain SQL is audited as source 'sql' by its database user.
+            CREATE FUNCTION scheduled_tasks_after_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                changed bigint;
+                counter bigint;
+                src text := coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql');
+                who text := coalesce(nullif(current_setting('schedsync.actor', true), ''), 'sql:' || session_user);
+                run bigint := nullif(current_setting('schedsync.sync_run', true), '')::bigint;
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT n.id, 'create', src, who, NULL, to_jsonb(n) - 'created_at' - 'updated_at', run FROM new_rows n;
+                ELSIF TG_OP = 'UPDATE' THEN
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT n.id, 'update', src, who, to_jsonb(o) - 'created_at' - 'updated_at', to_jsonb(n) - 'created_at' - 'updated_at', run
+                    FROM new_rows n JOIN old_rows o ON o.id = n.id
+                    WHERE n.version <> o.version;
+                ELSE
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT o.id, 'delete', src, who, to_jsonb(o) - 'created_at' - 'updated_at', NULL, run FROM old_rows o;
+                END IF;
+                GET DIAGNOSTICS changed = ROW_COUNT;
+                IF changed > 0 THEN
+                    UPDATE sync_state SET change_counter = change_counter + 1 WHERE id = 1 RETURNING change_counter INTO counter;
+                    PERFORM pg_notify('schedsync_changes', counter::text);
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER scheduled_tasks_after_insert AFTER INSERT ON scheduled_tasks
+                REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_after_statement();
+            CREATE TRIGGER scheduled_tasks_after_update AFTER UPDATE ON scheduled_tasks
+                REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_after_statement();
+            CREATE TRIGGER scheduled_tasks_after_delete AFTER DELETE ON scheduled_tasks
+                REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_after_statement();
+
+            CREATE FUNCTION scheduled_tasks_after_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE counter bigint;
+            BEGIN
+                UPDATE sync_state SET change_counter = change_counter + 1 WHERE id = 1 RETURNING change_counter INTO counter;
+                PERFORM pg_notify('schedsync_changes', counter::text);
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER scheduled_tasks_after_truncate AFTER TRUNCATE ON scheduled_tasks
+                FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_after_truncate();
+            """),
+    ];
+
+    public static int Latest => All[^1].Version;
+
+    /// <summary>Applies every migration not yet applied; returns how many this call applied.</summary>
+    public static async Task<int> ApplyAsync(NpgsqlDataSource dataSource, CancellationToken ct = default)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await using (var command = new NpgsqlCommand("""
+            SELECT pg_advisory_xact_lock(@key);
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            """, connection, tx))
+        {
+            command.Parameters.AddWithValue("key", MigrationLockKey);
+            await command.ExecuteNonQueryAsync(ct);
+        }
+
+        var applied = new HashSet<int>();
+        await using (var command = new NpgsqlCommand("SELECT version FROM schema_migrations", connection, tx))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+            while (await reader.ReadAsync(ct))
+                applied.Add(reader.GetInt32(0));
+
+        var count = 0;
+        foreach (var (version, name, sql) in All)
+        {
+            if (applied.Contains(version)) continue;
+            await using (var command = new NpgsqlCommand(sql, connection, tx))
+                await command.ExecuteNonQueryAsync(ct);
+            await using (var command = new NpgsqlCommand("INSERT INTO schema_migrations (version, name) VALUES (@v, @n)", connection, tx))
+            {
+                command.Parameters.AddWithValue("v", version);
+                command.Parameters.AddWithValue("n", name);
+                await command.ExecuteNonQueryAsync(ct);
+            }
+            count++;
+        }
+        await tx.CommitAsync(ct);
+        return count;
+    }
+}

@@ -1,0 +1,237 @@
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+using ScheduleSync.Tasks;
+
+namespace ScheduleSync.Database;
+
+/// <summary>Who is changing tasks, recorded by the audit trigger with every change of the transaction.</summary>
+internal sealed record ChangeContext(string Source, string Actor, long? SyncRunId = null);
+
+/// <summary>A task as stored, with its row metadata. <see cref="Task"/> is null when the row breaks a rule (plain SQL).</summary>
+internal sealed record StoredTask(string Id, TaskDefinition? Task, long Version, DateTime CreatedAt, DateTime UpdatedAt, string? UpdatedBy, IReadOnlyList<string> Problems)
+{
+    public string ContentHash => Task?.ContentHash ?? "";
+}
+
+internal sealed class TaskExistsException(string id) : Exception($"task '{id}' already exists")
+{
+    public string Id { get; } = id;
+}
+
+internal sealed class TaskNotFoundException(string id) : Exception($"task '{id}' does not exist")
+{
+    public string Id { get; } = id;
+}
+
+internal sealed class VersionMismatchException(string id, long expected, long actual)
+    : Exception($"task '{id}' is at version {actual}, not {expected}")
+{
+    public long Actual { get; } = actual;
+}
+
+/// <summary>
+/// Reads and writes <c>scheduled_tasks</c>. Every write runs in a transaction that names its source and actor, so
+/// the statement triggers audit it, bump the change counter and notify, all committing together with the change.
+/// </summary>
+internal sealed class TaskStore(NpgsqlDataSource dataSource)
+{
+    private const string Columns = "id, name, description, schedule, timezone, command, args::text, enabled, timeout_seconds, max_retries, tags, version, created_at, updated_at, updated_by";
+
+    public NpgsqlDataSource DataSource => dataSource;
+
+    public async Task<IReadOnlyList<StoredTask>> ListAsync(CancellationToken ct = default)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        return await ListAsync(connection, null, ct);
+    }
+
+    public static async Task<IReadOnlyList<StoredTask>> ListAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct = default)
+    {
+        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM scheduled_tasks ORDER BY id", connection, tx);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var tasks = new List<StoredTask>();
+        while (await reader.ReadAsync(ct))
+            tasks.Add(Read(reader));
+        return tasks;
+    }
+
+    public async Task<StoredTask?> GetAsync(string id, CancellationToken ct = default)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM scheduled_tasks WHERE id = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Read(reader) : null;
+    }
+
+    /// <summary>Inserts a new task; throws <see cref="TaskExistsException"/> when the id is taken. Returns the stored row.</summary>
+    public async Task<StoredTask> CreateAsync(TaskDefinition task, ChangeContext context, CancellationToken ct = default)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await SetContextAsync(connection, tx, context, ct);
+        try
+        {
+            await using var command = new NpgsqlCommand($"""
+                INSERT INTO scheduled_tasks (id, name, description, schedule, timezone, command, args, enabled, timeout_seconds, max_retries, tags, content_hash, updated_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)
+                RETURNING {Columns}
+                """, connection, tx);
+            AddTaskParameters(command, task, context.Actor);
+            var stored = await ReadOneAsync(command, ct);
+            await tx.CommitAsync(ct);
+            return stored!;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new TaskExistsException(task.Id);
+        }
+    }
+
+    /// <summary>
+    /// Replaces a task. With <paramref name="expectedVersion"/>, refuses (<see cref="VersionMismatchException"/>) when
+    /// the row moved on meanwhile. Throws <see cref="TaskNotFoundException"/> for an unknown id.
+    /// </summary>
+    public async Task<StoredTask> UpdateAsync(TaskDefinition task, long? expectedVersion, ChangeContext context, CancellationToken ct = default)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await SetContextAsync(connection, tx, context, ct);
+        var current = await LockRowAsync(connection, tx, task.Id, ct) ?? throw new TaskNotFoundException(task.Id);
+        if (expectedVersion is { } expected && expected != current)
+            throw new VersionMismatchException(task.Id, expected, current);
+        await using var command = new NpgsqlCommand($"""
+            UPDATE scheduled_tasks SET name = $2, description = $3, schedule = $4, timezone = $5, command = $6, args = $7::jsonb,
+                enabled = $8, timeout_seconds = $9, max_retries = $10, tags = $11, content_hash = $12, updated_by = $13
+            WHERE id = $1
+            RETURNING {Columns}
+            """, connection, tx);
+        AddTaskParameters(command, task, context.Actor);
+        var stored = await ReadOneAsync(command, ct);
+        await tx.CommitAsync(ct);
+        return stored!;
+    }
+
+    /// <summary>Deletes a task; returns the version it had. Same version check and not-found rule as <see cref="UpdateAsync"/>.</summary>
+    public async Task<long> DeleteAsync(string id, long? expectedVersion, ChangeContext context, CancellationToken ct = default)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await SetContextAsync(connection, tx, context, ct);
+        var current = await LockRowAsync(connection, tx, id, ct) ?? throw new TaskNotFoundException(id);
+        if (expectedVersion is { } expected && expected != current)
+            throw new VersionMismatchException(id, expected, current);
+        await using var command = new NpgsqlCommand("DELETE FROM scheduled_tasks WHERE id = $1", connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        await command.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        return current;
+    }
+
+    /// <summary>The audit trail of one task, oldest first.</summary>
+    public async Task<IReadOnlyList<AuditEntry>> HistoryAsync(string? id, int limit = 200, CancellationToken ct = default)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT id, task_id, action, source, actor, before::text, after::text, at, sync_run_id FROM (
+                SELECT * FROM task_audit WHERE $1::text IS NULL OR task_id = $1 ORDER BY id DESC LIMIT $2
+            ) recent ORDER BY id
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)id ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var entries = new List<AuditEntry>();
+        while (await reader.ReadAsync(ct))
+            entries.Add(new AuditEntry(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6),
+                reader.GetFieldValue<DateTime>(7), reader.IsDBNull(8) ? null : reader.GetInt64(8)));
+        return entries;
+    }
+
+    public static async Task SetContextAsync(NpgsqlConnection connection, NpgsqlTransaction tx, ChangeContext context, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            "SELECT set_config('schedsync.source', $1, true), set_config('schedsync.actor', $2, true), set_config('schedsync.sync_run', $3, true)",
+            connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = context.Source });
+        command.Parameters.Add(new NpgsqlParameter { Value = context.Actor });
+        command.Parameters.Add(new NpgsqlParameter { Value = context.SyncRunId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "" });
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<long?> LockRowAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string id, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT version FROM scheduled_tasks WHERE id = $1 FOR UPDATE", connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        return await command.ExecuteScalarAsync(ct) is long version ? version : null;
+    }
+
+    private static void AddTaskParameters(NpgsqlCommand command, TaskDefinition task, string actor)
+    {
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter { Value = task.Id });
+        p.Add(new NpgsqlParameter { Value = task.Name });
+        p.Add(new NpgsqlParameter { Value = (object?)task.Description ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter { Value = task.Schedule });
+        p.Add(new NpgsqlParameter { Value = task.Timezone });
+        p.Add(new NpgsqlParameter { Value = task.Command });
+        p.Add(new NpgsqlParameter { Value = task.ArgsJson() });
+        p.Add(new NpgsqlParameter { Value = task.Enabled });
+        p.Add(new NpgsqlParameter { Value = (object?)task.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
+        p.Add(new NpgsqlParameter { Value = task.MaxRetries });
+        p.Add(new NpgsqlParameter { Value = task.Tags.ToArray() });
+        p.Add(new NpgsqlParameter { Value = task.ContentHash });
+        p.Add(new NpgsqlParameter { Value = actor });
+    }
+
+    private static async Task<StoredTask?> ReadOneAsync(NpgsqlCommand command, CancellationToken ct)
+    {
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Read(reader) : null;
+    }
+
+    /// <summary>Maps a row through the same rules as the file, so a row broken by plain SQL is recognised as invalid.</summary>
+    private static StoredTask Read(NpgsqlDataReader reader)
+    {
+        var id = reader.GetString(0);
+        var problems = new List<string>();
+        var draft = new TaskDraft
+        {
+            Id = id,
+            Name = reader.GetString(1),
+            Description = reader.IsDBNull(2) ? null : reader.GetString(2),
+            Schedule = reader.GetString(3),
+            Timezone = reader.GetString(4),
+            Command = reader.GetString(5),
+            Args = ParseArgs(reader.GetString(6), problems),
+            Enabled = reader.GetBoolean(7),
+            TimeoutSeconds = reader.IsDBNull(8) ? null : reader.GetInt32(8),
+            MaxRetries = reader.GetInt32(9),
+            Tags = [.. reader.GetFieldValue<string[]>(10)],
+        };
+        var task = draft.Build("UTC", (field, message) => problems.Add(message));
+        return new StoredTask(id, problems.Count == 0 ? task : null, reader.GetInt64(11), reader.GetFieldValue<DateTime>(12),
+            reader.GetFieldValue<DateTime>(13), reader.IsDBNull(14) ? null : reader.GetString(14), problems);
+    }
+
+    internal static Dictionary<string, ArgValue> ParseArgs(string json, List<string> problems)
+    {
+        var args = new Dictionary<string, ArgValue>(StringComparer.Ordinal);
+        using var document = JsonDocument.Parse(json);
+        foreach (var property in document.RootElement.EnumerateObject())
+        {
+            var value = property.Value;
+            switch (value.ValueKind)
+            {
+                case JsonValueKind.String: args[property.Name] = ArgValue.Of(value.GetString()!); break;
+                case JsonValueKind.True: args[property.Name] = ArgValue.Of(true); break;
+                case JsonValueKind.False: args[property.Name] = ArgValue.Of(false); break;
+                case JsonValueKind.Number when value.TryGetInt64(out var l): args[property.Name] = ArgValue.Of(l); break;
+                case JsonValueKind.Number when value.TryGetDouble(out var d) && double.IsFinite(d): args[property.Name] = ArgValue.Of(d); break;
+                default: problems.Add($"args.{property.Name} must be a text, number or boolean, not {value.ValueKind}"); break;
+            }
+        }
+        return args;
+    }
+}
+
+internal sealed record AuditEntry(long Id, string TaskId, string Action, string Source, string Actor, string? Before, string? After, DateTime At, long? SyncRunId);
