@@ -1,0 +1,82 @@
+using ScheduleSync.Tasks;
+
+namespace ScheduleSync.Sync;
+
+/// <summary>What a sync does with one task.</summary>
+public enum SyncActionKind
+{
+    /// <summary>Both sides and the base agree.</summary>
+    InSync,
+    /// <summary>Both sides agree but the base differs or is missing: the base is set.</summary>
+    SetBase,
+    /// <summary>The task is gone from both sides: its base is dropped.</summary>
+    DropBase,
+    /// <summary>The file changed: the task is inserted into the database.</summary>
+    ImportInsert,
+    /// <summary>The file changed: the database row is updated.</summary>
+    ImportUpdate,
+    /// <summary>The task was removed from the file: it is deleted from the database.</summary>
+    ImportDelete,
+    /// <summary>The database changed: the task is added to the file.</summary>
+    ExportAdd,
+    /// <summary>The database changed: the task is replaced in the file.</summary>
+    ExportUpdate,
+    /// <summary>The task was deleted from the database: it is removed from the file.</summary>
+    ExportRemove,
+    /// <summary>Both sides changed different fields: both get the merged task.</summary>
+    Merge,
+    /// <summary>Both sides changed the task incompatibly: a conflict is stored and neither side is touched.</summary>
+    Conflict,
+    /// <summary>An open conflict freezes the task until it is resolved.</summary>
+    Frozen,
+    /// <summary>An open conflict whose two sides have become equal closes itself.</summary>
+    CloseConflict,
+    /// <summary>The task is invalid on one side: it keeps its last good state on both.</summary>
+    SkipInvalid,
+}
+
+/// <summary>One task's decision, with the three versions it was made from and what both sides get.</summary>
+public sealed record SyncAction(
+    string Id,
+    SyncActionKind Kind,
+    TaskDefinition? Yaml,
+    TaskDefinition? Database,
+    TaskDefinition? Base,
+    TaskDefinition? Result,
+    IReadOnlyList<string> ConflictingFields,
+    string? Reason = null)
+{
+    public bool ChangesDatabase => Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.ImportDelete or SyncActionKind.Merge;
+    public bool ChangesFile => Kind is SyncActionKind.ExportAdd or SyncActionKind.ExportUpdate or SyncActionKind.ExportRemove or SyncActionKind.Merge;
+}
+
+/// <summary>The plan of a sync: one action per task id, sorted by id; or a refusal that stops the whole run.</summary>
+public sealed record SyncPlan(IReadOnlyList<SyncAction> Actions, string? Refusal)
+{
+    public bool IsRefused => Refusal is not null;
+    public int Count(SyncActionKind kind) => Actions.Count(a => a.Kind == kind);
+    public IEnumerable<SyncAction> Changes => Actions.Where(a => a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen));
+}
+
+public enum InvalidTaskPolicy { RejectFile, SkipTask }
+
+/// <summary>Sync settings (section "Sync").</summary>
+public sealed class SyncOptions
+{
+    /// <summary>Merge field by field when the two sides changed different fields.</summary>
+    public bool AutoMerge { get; set; } = true;
+    public InvalidTaskPolicy OnInvalid { get; set; } = InvalidTaskPolicy.RejectFile;
+    /// <summary>Share of one side's tasks that one run may delete, when that side has more than <see cref="MassDeleteMinimum"/>.</summary>
+    public double MassDeleteShare { get; set; } = 0.5;
+    public int MassDeleteMinimum { get; set; } = 4;
+    public bool AllowMassDelete { get; set; }
+}
+
+/// <summary>What the planner is given: each side's valid tasks, ids present but invalid, the base, open conflicts.</summary>
+public sealed record SyncInputs(
+    IReadOnlyDictionary<string, TaskDefinition> Yaml,
+    IReadOnlyDictionary<string, TaskDefinition> Database,
+    IReadOnlyDictionary<string, TaskDefinition> Base,
+    IReadOnlySet<string> YamlInvalid,
+    IReadOnlySet<string> DatabaseInvalid,
+    IReadOnlySet<string> OpenConflicts);
