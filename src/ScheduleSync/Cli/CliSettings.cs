@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ScheduleSync.Sync;
 
 namespace ScheduleSync.Cli;
 
@@ -6,7 +7,7 @@ namespace ScheduleSync.Cli;
 /// Settings common to every command, resolved the usual .NET way: a flag wins over an environment variable
 /// (SCHEDSYNC_CONFIG, SCHEDSYNC_DATABASE, …), which wins over appsettings.json (section "ScheduleSync"), then defaults.
 /// </summary>
-internal sealed record CliSettings(string ConfigPath, string? Database, string DataDirectory, bool Json)
+internal sealed record CliSettings(string ConfigPath, string? Database, string DataDirectory, bool Json, SyncOptions Sync)
 {
     public static CliSettings From(ParseResult parse)
     {
@@ -21,6 +22,9 @@ internal sealed record CliSettings(string ConfigPath, string? Database, string D
         var database = parse.GetValue(SchedSyncCommand.Database) ?? Setting("SCHEDSYNC_DATABASE", "Database");
         var dataDirectory = Setting("SCHEDSYNC_DATA_DIR", "DataDirectory")
             ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(config))!, ".schedsync", "pgdata");
-        return new CliSettings(Path.GetFullPath(config), string.IsNullOrWhiteSpace(database) ? null : database, dataDirectory, parse.GetValue(SchedSyncCommand.Json));
+        var sync = new SyncOptions();
+        configuration.GetSection("ScheduleSync:Sync").Bind(sync);
+        return new CliSettings(Path.GetFullPath(config), string.IsNullOrWhiteSpace(database) ? null : database, dataDirectory,
+            parse.GetValue(SchedSyncCommand.Json), sync);
     }
 }

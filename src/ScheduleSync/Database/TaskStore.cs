@@ -128,6 +128,50 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         return current;
     }
 
+    /// <summary>
+    /// Inserts or updates many tasks in one statement (arrays through <c>unnest</c>); rows whose content hash is
+    /// unchanged are not touched. The caller's transaction names the source for the audit trigger.
+    /// </summary>
+    public static async Task<int> UpsertManyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<TaskDefinition> tasks, string actor, CancellationToken ct)
+    {
+        if (tasks.Count == 0) return 0;
+        await using var command = new NpgsqlCommand("""
+            INSERT INTO scheduled_tasks (id, name, description, schedule, timezone, command, args, enabled, timeout_seconds, max_retries, tags, content_hash, updated_by)
+            SELECT u.id, u.name, u.description, u.schedule, u.timezone, u.command, u.args::jsonb, u.enabled, u.timeout, u.retries,
+                   ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.hash, $13
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::integer[], $10::integer[], $11::text[], $12::text[])
+                AS u(id, name, description, schedule, timezone, command, args, enabled, timeout, retries, tags, hash)
+            ON CONFLICT (id) DO UPDATE SET
+                name = EXCLUDED.name, description = EXCLUDED.description, schedule = EXCLUDED.schedule, timezone = EXCLUDED.timezone,
+                command = EXCLUDED.command, args = EXCLUDED.args, enabled = EXCLUDED.enabled, timeout_seconds = EXCLUDED.timeout_seconds,
+                max_retries = EXCLUDED.max_retries, tags = EXCLUDED.tags, content_hash = EXCLUDED.content_hash, updated_by = EXCLUDED.updated_by
+            WHERE scheduled_tasks.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+            """, connection, tx);
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Id).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Name).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Description).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Schedule).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Timezone).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Command).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.ArgsJson()).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Enabled).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.TimeoutSeconds).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.MaxRetries).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => JsonSerializer.Serialize(t.Tags)).ToArray() });
+        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.ContentHash).ToArray() });
+        p.Add(new NpgsqlParameter { Value = actor });
+        return await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public static async Task<int> DeleteManyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<string> ids, CancellationToken ct)
+    {
+        if (ids.Count == 0) return 0;
+        await using var command = new NpgsqlCommand("DELETE FROM scheduled_tasks WHERE id = ANY($1)", connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = ids.ToArray() });
+        return await command.ExecuteNonQueryAsync(ct);
+    }
+
     /// <summary>The audit trail of one task, oldest first.</summary>
     public async Task<IReadOnlyList<AuditEntry>> HistoryAsync(string? id, int limit = 200, CancellationToken ct = default)
     {

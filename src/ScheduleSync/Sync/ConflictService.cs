@@ -1,0 +1,184 @@
+using System.Text.Json;
+using Npgsql;
+using ScheduleSync.Database;
+using ScheduleSync.Tasks;
+using ScheduleSync.Yaml;
+
+namespace ScheduleSync.Sync;
+
+public enum ResolutionChoice { KeepYaml, KeepDb, Merge }
+
+/// <summary>One field of a conflict: its value in the base, the file and the database (canonical JSON text, null when absent).</summary>
+public sealed record FieldDifference(string Field, string? Base, string? Yaml, string? Database, bool ChangedOnBothSides);
+
+internal sealed record ConflictRecord(
+    long Id, string TaskId, TaskDefinition? Base, TaskDefinition? Yaml, TaskDefinition? Database, string Status,
+    DateTime DetectedAt, string? Choice, TaskDefinition? Result, string? ResolvedBy, DateTime? ResolvedAt)
+{
+    /// <summary>Every field on which the three versions are not all equal.</summary>
+    public IReadOnlyList<FieldDifference> Differences()
+    {
+        var list = new List<FieldDifference>();
+        foreach (var field in TaskFields.Names)
+        {
+            var b = TaskFields.Value(Base, field);
+            var y = TaskFields.Value(Yaml, field);
+            var d = TaskFields.Value(Database, field);
+            if (b == y && y == d) continue;
+            list.Add(new FieldDifference(field, b, y, d, y != b && d != b && y != d));
+        }
+        return list;
+    }
+}
+
+internal sealed class ConflictNotFoundException(long id) : Exception($"conflict {id} does not exist");
+
+/// <summary>A resolution that cannot be applied as asked (already resolved, a field value missing or invalid, the file invalid).</summary>
+internal sealed class ResolutionException(string message, IReadOnlyDictionary<string, string[]>? errors = null) : Exception(message)
+{
+    public IReadOnlyDictionary<string, string[]> Errors { get; } = errors ?? new Dictionary<string, string[]>();
+}
+
+/// <summary>Lists stored conflicts and resolves them: the result goes to both sides, becomes the base, and is audited.</summary>
+internal sealed class ConflictService(SyncRunner runner)
+{
+    private readonly NpgsqlDataSource _dataSource = runner.DataSource;
+    private readonly ConfigFileStore _store = runner.Store;
+
+    public async Task<IReadOnlyList<ConflictRecord>> ListAsync(string? status = "open", CancellationToken ct = default)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT {Columns} FROM sync_conflicts WHERE $1::text IS NULL OR status = $1 ORDER BY id");
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)status ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var list = new List<ConflictRecord>();
+        while (await reader.ReadAsync(ct))
+            list.Add(Read(reader));
+        return list;
+    }
+
+    public async Task<ConflictRecord?> GetAsync(long id, CancellationToken ct = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        return await GetAsync(connection, null, id, lockRow: false, ct);
+    }
+
+    /// <summary>
+    /// Resolves an open conflict with the current file and database versions of the task. <paramref name="fields"/>
+    /// gives values (JSON) for fields; with <see cref="ResolutionChoice.Merge"/> every field changed on both sides
+    /// needs one. Same crash ordering as a sync: database and base in one transaction, the file, then commit.
+    /// </summary>
+    public async Task<ConflictRecord> ResolveAsync(long id, ResolutionChoice choice, IReadOnlyDictionary<string, JsonElement>? fields, string actor, CancellationToken ct = default)
+    {
+        using var fileLock = _store.Lock();
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await SyncRunner.ExecuteAsync(connection, tx, "SELECT pg_advisory_xact_lock($1)", ct, SyncRunner.SyncLockKey);
+        var conflict = await GetAsync(connection, tx, id, lockRow: true, ct) ?? throw new ConflictNotFoundException(id);
+        if (conflict.Status != "open")
+            throw new ResolutionException($"conflict {id} is already resolved ({conflict.Choice} by {conflict.ResolvedBy})");
+
+        var snapshot = _store.Read();
+        var document = snapshot.Exists ? ScheduleLoader.Load(snapshot.Bytes.Span, _store.ConfigPath) : ScheduleLoader.Parse("", _store.ConfigPath);
+        if (document.HasFileProblems)
+            throw new ResolutionException($"{_store.ConfigPath} is invalid; fix it before resolving: {string.Join("; ", document.FormatProblems().Take(3))}");
+        var yaml = document.Entries.FirstOrDefault(e => e.Id == conflict.TaskId);
+        if (yaml is { Task: null })
+            throw new ResolutionException($"task '{conflict.TaskId}' is invalid in {_store.ConfigPath}; fix it before resolving");
+        var stored = (await TaskStore.ListAsync(connection, tx, ct)).FirstOrDefault(s => s.Id == conflict.TaskId);
+        if (stored is { Task: null })
+            throw new ResolutionException($"task '{conflict.TaskId}' is invalid in the database; fix it before resolving");
+        var bases = await SyncRunner.ReadBaseAsync(connection, tx, ct);
+
+        var result = Decide(conflict.TaskId, choice, yaml?.Task, stored?.Task, bases.GetValueOrDefault(conflict.TaskId), fields);
+        await TaskStore.SetContextAsync(connection, tx, new ChangeContext("resolve", actor), ct);
+        if (result is null)
+        {
+            await TaskStore.DeleteManyAsync(connection, tx, [conflict.TaskId], ct);
+            await SyncRunner.WriteBaseAsync(connection, tx, [], [conflict.TaskId], ct);
+        }
+        else
+        {
+            await TaskStore.UpsertManyAsync(connection, tx, [result], actor, ct);
+            await SyncRunner.WriteBaseAsync(connection, tx, [result], [], ct);
+        }
+        await SyncRunner.ExecuteAsync(connection, tx, """
+            UPDATE sync_conflicts SET status = 'resolved', choice = $2, result = $3::jsonb, resolved_by = $4, resolved_at = now() WHERE id = $1
+            """, ct, id, ChoiceName(choice), result is null ? "null" : TaskJson.ToCanonical(result), actor);
+
+        if (yaml?.Task?.ContentHash != result?.ContentHash)
+        {
+            var text = ScheduleWriter.Apply(document, result is null ? [] : [result], result is null ? [conflict.TaskId] : []);
+            if (_store.WriteLocked(snapshot.Checksum, text) is WriteResult.ChangedMeanwhile)
+                throw new ResolutionException($"{_store.ConfigPath} changed while resolving; nothing was changed, try again");
+        }
+        await tx.CommitAsync(ct);
+        return (await GetAsync(id, ct))!;
+    }
+
+    public static string ChoiceName(ResolutionChoice choice) => choice switch
+    {
+        ResolutionChoice.KeepYaml => "keep_yaml",
+        ResolutionChoice.KeepDb => "keep_db",
+        _ => "merge",
+    };
+
+    private static TaskDefinition? Decide(string id, ResolutionChoice choice, TaskDefinition? yaml, TaskDefinition? database, TaskDefinition? @base, IReadOnlyDictionary<string, JsonElement>? fields)
+    {
+        fields ??= new Dictionary<string, JsonElement>();
+        TaskDefinition? start;
+        IReadOnlyList<string> needed = [];
+        switch (choice)
+        {
+            case ResolutionChoice.KeepYaml: start = yaml; break;
+            case ResolutionChoice.KeepDb: start = database; break;
+            default:
+                if (yaml is null || database is null)
+                {
+                    start = yaml ?? database;
+                    if (start is null) return null;
+                    break;
+                }
+                if (@base is null)
+                {
+                    start = yaml;
+                    needed = [.. FieldMerge.Fields.Where(f => !f.Equal(yaml, database)).Select(f => f.Name)];
+                }
+                else
+                {
+                    var merged = FieldMerge.Merge(@base, yaml, database);
+                    start = merged.Result;
+                    needed = merged.Conflicts;
+                }
+                break;
+        }
+        var missing = needed.Where(f => !fields.ContainsKey(f)).ToList();
+        if (missing.Count > 0)
+            throw new ResolutionException(
+                $"merge needs a value for each field changed on both sides: {string.Join(", ", missing)}",
+                missing.ToDictionary(f => "fields." + f, f => new[] { $"{f} changed on both sides; give its value" }));
+        if (fields.Count == 0) return start;
+        if (start is null)
+            throw new ResolutionException($"task '{id}' is deleted on the chosen side; field values cannot be applied to it");
+        return TaskFields.Apply(start, fields);
+    }
+
+    private const string Columns = "id, task_id, base::text, yaml::text, db::text, status, detected_at, choice, result::text, resolved_by, resolved_at";
+
+    private static async Task<ConflictRecord?> GetAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, long id, bool lockRow, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM sync_conflicts WHERE id = $1" + (lockRow ? " FOR UPDATE" : ""), connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Read(reader) : null;
+    }
+
+    private static ConflictRecord Read(NpgsqlDataReader reader)
+    {
+        var taskId = reader.GetString(1);
+        TaskDefinition? Task(int column) =>
+            reader.IsDBNull(column) || reader.GetString(column) == "null" ? null : TaskJson.FromCanonical(taskId, reader.GetString(column));
+        return new ConflictRecord(reader.GetInt64(0), taskId, Task(2), Task(3), Task(4), reader.GetString(5), reader.GetFieldValue<DateTime>(6),
+            reader.IsDBNull(7) ? null : reader.GetString(7), Task(8), reader.IsDBNull(9) ? null : reader.GetString(9),
+            reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTime>(10));
+    }
+}

@@ -1,0 +1,36 @@
+using ScheduleSync.Yaml;
+
+namespace ScheduleSync.Sync;
+
+public enum SyncStatus
+{
+    /// <summary>Neither the file nor the database changed since the last run: nothing was touched.</summary>
+    NoOp,
+    Completed,
+    /// <summary>The file is invalid: nothing was applied in either direction.</summary>
+    InvalidFile,
+    /// <summary>The mass-deletion guard refused the run: nothing was applied.</summary>
+    Refused,
+}
+
+/// <summary>The summary of one sync run.</summary>
+internal sealed record SyncResult
+{
+    public required SyncStatus Status { get; init; }
+    public long? RunId { get; init; }
+    public int Inserts { get; init; }
+    public int Updates { get; init; }
+    public int Deletes { get; init; }
+    public int Exports { get; init; }
+    public int NewConflicts { get; init; }
+    public int OpenConflicts { get; init; }
+    public string? ChecksumBefore { get; init; }
+    public string? ChecksumAfter { get; init; }
+    public string? Error { get; init; }
+    public IReadOnlyList<YamlProblem> Problems { get; init; } = [];
+    public SyncPlan? Plan { get; init; }
+    public TimeSpan Duration { get; init; }
+
+    /// <summary>Ids whose content changed on either side in this run.</summary>
+    public IReadOnlyList<string> ChangedTaskIds => Plan is null ? [] : [.. Plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile).Select(a => a.Id)];
+}

@@ -1,0 +1,300 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using ScheduleSync.Database;
+using ScheduleSync.Tasks;
+using ScheduleSync.Yaml;
+
+namespace ScheduleSync.Sync;
+
+/// <summary>
+/// Runs one three-way sync with the crash ordering of SPEC §4: under the file lock and a PostgreSQL advisory lock it
+/// plans, applies the database changes, the new base and the conflicts in one transaction, writes the file, and only
+/// then commits. A crash anywhere leaves a state the next run completes: exported tasks are already equal on both
+/// sides (Y = D), imports not yet committed are still "changed in the file" (D = B ≠ Y).
+/// </summary>
+internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFileStore store, SyncOptions options, ILogger<SyncRunner>? logger = null)
+{
+    /// <summary>The advisory lock every sync and conflict resolution holds (also the lock a leader holds, SPEC §8).</summary>
+    public const long SyncLockKey = 0x5CED_5_1C_0002;
+
+    /// <summary>Environment variable naming a step at which the process kills itself (crash-ordering tests).</summary>
+    public const string FaultVariable = "SCHEDSYNC_FAULT";
+
+    private const int MaxAttempts = 5;
+    private readonly ILogger _logger = logger ?? NullLogger<SyncRunner>.Instance;
+
+    public ConfigFileStore Store => store;
+    public NpgsqlDataSource DataSource => dataSource;
+
+    public async Task<SyncResult> RunAsync(string trigger, bool force = false, bool allowMassDelete = false, CancellationToken ct = default)
+    {
+        var clock = Stopwatch.StartNew();
+        for (var attempt = 1; ; attempt++)
+        {
+            var result = await TryRunAsync(trigger, force, allowMassDelete, ct);
+            if (result is not null)
+            {
+                result = result with { Duration = clock.Elapsed };
+                Log.SyncRun(_logger, trigger, result.Status, result.Inserts, result.Updates, result.Deletes, result.Exports,
+                    result.NewConflicts, result.OpenConflicts, clock.Elapsed.TotalMilliseconds, result.Error);
+                return result;
+            }
+            if (attempt == MaxAttempts)
+                throw new InvalidOperationException($"{store.ConfigPath} kept changing during the sync; gave up after {MaxAttempts} attempts");
+            // The file changed between our read and our write (an editor takes no lock): plan again from the new content.
+        }
+    }
+
+    /// <summary>One attempt; null when the file changed under us and the attempt was rolled back.</summary>
+    private async Task<SyncResult?> TryRunAsync(string trigger, bool force, bool allowMassDelete, CancellationToken ct)
+    {
+        using var fileLock = store.Lock();
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await ExecuteAsync(connection, tx, "SELECT pg_advisory_xact_lock($1)", ct, SyncLockKey);
+
+        var snapshot = store.Read();
+        var (counter, syncedCounter, syncedChecksum) = await ReadStateAsync(connection, tx, ct);
+        if (!force && syncedCounter == counter && syncedChecksum == snapshot.Checksum)
+            return new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = await CountOpenConflictsAsync(connection, tx, ct) };
+
+        // Writers wait for the (short) run, so nothing changes between what we read and what we write.
+        await ExecuteAsync(connection, tx, "LOCK TABLE scheduled_tasks IN SHARE ROW EXCLUSIVE MODE", ct);
+        var stored = await TaskStore.ListAsync(connection, tx, ct);
+        var bases = await ReadBaseAsync(connection, tx, ct);
+        var open = await ReadOpenConflictIdsAsync(connection, tx, ct);
+
+        var document = snapshot.Exists
+            ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath)
+            : ScheduleLoader.Parse("", store.ConfigPath);
+        if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
+        {
+            var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
+            var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, error, ct);
+            await tx.CommitAsync(ct);
+            return new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
+        }
+
+        var inputs = new SyncInputs(
+            document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal),
+            stored.Where(s => s.Task is not null).ToDictionary(s => s.Id, s => s.Task!, StringComparer.Ordinal),
+            bases,
+            document.InvalidTaskIds.ToHashSet(StringComparer.Ordinal),
+            stored.Where(s => s.Task is null).Select(s => s.Id).ToHashSet(StringComparer.Ordinal),
+            open);
+        var plan = SyncPlanner.Plan(inputs, new SyncOptions
+        {
+            AutoMerge = options.AutoMerge,
+            OnInvalid = options.OnInvalid,
+            MassDeleteShare = options.MassDeleteShare,
+            MassDeleteMinimum = options.MassDeleteMinimum,
+            AllowMassDelete = options.AllowMassDelete || allowMassDelete,
+        });
+        Fault("after-plan");
+        if (plan.IsRefused)
+        {
+            var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, plan.Refusal!, ct);
+            await tx.CommitAsync(ct);
+            return new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
+        }
+
+        var run = await StartRunAsync(connection, tx, trigger, snapshot.Checksum, ct);
+        await TaskStore.SetContextAsync(connection, tx, new ChangeContext("yaml", $"schedsync:{trigger}", run), ct);
+
+        var actions = plan.Actions;
+        await TaskStore.UpsertManyAsync(connection, tx,
+            [.. actions.Where(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge).Select(a => a.Result!)],
+            $"schedsync:{trigger}", ct);
+        await TaskStore.DeleteManyAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportDelete).Select(a => a.Id)], ct);
+        await WriteBaseAsync(connection, tx,
+            [.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
+            [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove).Select(a => a.Id)],
+            ct);
+        var conflicts = actions.Where(a => a.Kind == SyncActionKind.Conflict).ToList();
+        await InsertConflictsAsync(connection, tx, conflicts, run, ct);
+        await CloseConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.CloseConflict)], ct);
+        Fault("after-db");
+
+        var exports = actions.Where(a => a.ChangesFile).ToList();
+        var checksumAfter = snapshot.Checksum;
+        if (exports.Count > 0)
+        {
+            var text = ScheduleWriter.Apply(document,
+                [.. exports.Where(a => a.Result is not null).Select(a => a.Result!)],
+                [.. exports.Where(a => a.Result is null).Select(a => a.Id)]);
+            switch (store.WriteLocked(snapshot.Checksum, text))
+            {
+                case WriteResult.ChangedMeanwhile:
+                    await tx.RollbackAsync(ct);
+                    return null;
+                case WriteResult.Written written:
+                    checksumAfter = written.Checksum;
+                    break;
+            }
+        }
+        Fault("after-file");
+
+        var result = new SyncResult
+        {
+            Status = SyncStatus.Completed,
+            RunId = run,
+            Inserts = plan.Count(SyncActionKind.ImportInsert),
+            Updates = plan.Count(SyncActionKind.ImportUpdate) + plan.Count(SyncActionKind.Merge),
+            Deletes = plan.Count(SyncActionKind.ImportDelete),
+            Exports = exports.Count,
+            NewConflicts = conflicts.Count,
+            OpenConflicts = open.Count + conflicts.Count - plan.Count(SyncActionKind.CloseConflict),
+            ChecksumBefore = snapshot.Checksum,
+            ChecksumAfter = checksumAfter,
+            Plan = plan,
+        };
+        await FinishRunAsync(connection, tx, result, ct);
+        Fault("before-commit");
+        await tx.CommitAsync(ct);
+        return result;
+    }
+
+    internal static void Fault(string step)
+    {
+        if (Environment.GetEnvironmentVariable(FaultVariable) == step)
+            Process.GetCurrentProcess().Kill(); // SIGKILL: no finally blocks, no flush — a real crash.
+    }
+
+    private static async Task<(long Counter, long? SyncedCounter, string? SyncedChecksum)> ReadStateAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT change_counter, synced_change_counter, synced_file_checksum FROM sync_state WHERE id = 1", connection, tx);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return (reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+    }
+
+    internal static async Task<Dictionary<string, TaskDefinition>> ReadBaseAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT task_id, content::text FROM sync_base", connection, tx);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var bases = new Dictionary<string, TaskDefinition>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            bases[reader.GetString(0)] = TaskJson.FromCanonical(reader.GetString(0), reader.GetString(1));
+        return bases;
+    }
+
+    private static async Task<HashSet<string>> ReadOpenConflictIdsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT task_id FROM sync_conflicts WHERE status = 'open'", connection, tx);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            ids.Add(reader.GetString(0));
+        return ids;
+    }
+
+    private static async Task<int> CountOpenConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT count(*) FROM sync_conflicts WHERE status = 'open'", connection, tx);
+        return Convert.ToInt32(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    internal static async Task WriteBaseAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<TaskDefinition> upserts, IReadOnlyList<string> deletes, CancellationToken ct)
+    {
+        if (upserts.Count > 0)
+        {
+            await using var command = new NpgsqlCommand("""
+                INSERT INTO sync_base (task_id, content, content_hash)
+                SELECT u.id, u.content::jsonb, u.hash FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, content, hash)
+                ON CONFLICT (task_id) DO UPDATE SET content = EXCLUDED.content, content_hash = EXCLUDED.content_hash, updated_at = now()
+                """, connection, tx);
+            command.Parameters.Add(new NpgsqlParameter { Value = upserts.Select(t => t.Id).ToArray() });
+            command.Parameters.Add(new NpgsqlParameter { Value = upserts.Select(TaskJson.ToCanonical).ToArray() });
+            command.Parameters.Add(new NpgsqlParameter { Value = upserts.Select(t => t.ContentHash).ToArray() });
+            await command.ExecuteNonQueryAsync(ct);
+        }
+        if (deletes.Count > 0)
+            await ExecuteAsync(connection, tx, "DELETE FROM sync_base WHERE task_id = ANY($1)", ct, deletes.ToArray());
+    }
+
+    private static async Task InsertConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> conflicts, long run, CancellationToken ct)
+    {
+        if (conflicts.Count == 0) return;
+        static string? Json(TaskDefinition? task) => task is null ? null : TaskJson.ToCanonical(task);
+        await using var command = new NpgsqlCommand("""
+            INSERT INTO sync_conflicts (task_id, base, yaml, db, sync_run_id)
+            SELECT c.id, c.base::jsonb, c.yaml::jsonb, c.db::jsonb, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS c(id, base, yaml, db)
+            ON CONFLICT (task_id) WHERE status = 'open' DO NOTHING
+            """, connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = conflicts.Select(c => c.Id).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = conflicts.Select(c => Json(c.Base)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = conflicts.Select(c => Json(c.Yaml)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = conflicts.Select(c => Json(c.Database)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = run });
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task CloseConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> closed, CancellationToken ct)
+    {
+        if (closed.Count == 0) return;
+        await ExecuteAsync(connection, tx, """
+            UPDATE sync_conflicts SET status = 'resolved', choice = 'auto_closed', result = base_result.content, resolved_by = 'schedsync', resolved_at = now()
+            FROM (SELECT task_id, content FROM sync_base) AS base_result
+            WHERE sync_conflicts.status = 'open' AND sync_conflicts.task_id = ANY($1) AND base_result.task_id = sync_conflicts.task_id
+            """, ct, closed.Select(c => c.Id).ToArray());
+        // A conflict closed because the task is gone from both sides has no base left.
+        await ExecuteAsync(connection, tx,
+            "UPDATE sync_conflicts SET status = 'resolved', choice = 'auto_closed', resolved_by = 'schedsync', resolved_at = now() WHERE status = 'open' AND task_id = ANY($1)",
+            ct, closed.Select(c => c.Id).ToArray());
+    }
+
+    private static async Task<long> StartRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("INSERT INTO sync_runs (trigger, checksum_before) VALUES ($1, $2) RETURNING id", connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = trigger });
+        command.Parameters.Add(new NpgsqlParameter { Value = checksum });
+        return (long)(await command.ExecuteScalarAsync(ct))!;
+    }
+
+    private static async Task<long> RecordFailedRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, string error, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("""
+            INSERT INTO sync_runs (trigger, checksum_before, checksum_after, finished_at, status, error)
+            VALUES ($1, $2, $2, now(), 'failed', $3) RETURNING id
+            """, connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = trigger });
+        command.Parameters.Add(new NpgsqlParameter { Value = checksum });
+        command.Parameters.Add(new NpgsqlParameter { Value = error });
+        return (long)(await command.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>Marks the run done and records what both sides now are, so an unchanged next run is a no-op.</summary>
+    private static async Task FinishRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, SyncResult result, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("""
+            UPDATE sync_runs SET finished_at = now(), status = 'completed', inserts = $2, updates = $3, deletes = $4, exports = $5, conflicts = $6, checksum_after = $7
+            WHERE id = $1;
+            UPDATE sync_state SET synced_change_counter = change_counter, synced_file_checksum = $7, synced_at = now() WHERE id = 1;
+            """, connection, tx);
+        var p = command.Parameters;
+        p.Add(new NpgsqlParameter { Value = result.RunId!.Value });
+        p.Add(new NpgsqlParameter { Value = result.Inserts });
+        p.Add(new NpgsqlParameter { Value = result.Updates });
+        p.Add(new NpgsqlParameter { Value = result.Deletes });
+        p.Add(new NpgsqlParameter { Value = result.Exports });
+        p.Add(new NpgsqlParameter { Value = result.NewConflicts });
+        p.Add(new NpgsqlParameter { Value = result.ChecksumAfter! });
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    internal static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string sql, CancellationToken ct, params object[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, tx);
+        foreach (var parameter in parameters)
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Information, Message = "sync {Trigger}: {Status}, {Inserts} inserted, {Updates} updated, {Deletes} deleted, {Exports} exported, {NewConflicts} new conflicts, {OpenConflicts} open, {ElapsedMs:F1} ms {Error}")]
+        public static partial void SyncRun(ILogger logger, string trigger, SyncStatus status, int inserts, int updates, int deletes, int exports, int newConflicts, int openConflicts, double elapsedMs, string? error);
+    }
+}
