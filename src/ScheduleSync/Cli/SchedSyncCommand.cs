@@ -35,6 +35,8 @@ internal static class SchedSyncCommand
             Config, Database, Json,
             ValidateCommand(),
         };
+        foreach (var command in SyncCommands.All())
+            root.Subcommands.Add(command);
         return root;
     }
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using ScheduleSync.Database;
@@ -28,12 +27,12 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     public ConfigFileStore Store => store;
     public NpgsqlDataSource DataSource => dataSource;
 
-    public async Task<SyncResult> RunAsync(string trigger, bool force = false, bool allowMassDelete = false, CancellationToken ct = default)
+    public async Task<SyncResult> RunAsync(string trigger, bool force = false, bool allowMassDelete = false, string source = "yaml", CancellationToken ct = default)
     {
         var clock = Stopwatch.StartNew();
         for (var attempt = 1; ; attempt++)
         {
-            var result = await TryRunAsync(trigger, force, allowMassDelete, ct);
+            var result = await TryRunAsync(trigger, force, allowMassDelete, source, ct);
             if (result is not null)
             {
                 result = result with { Duration = clock.Elapsed };
@@ -48,7 +47,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     }
 
     /// <summary>One attempt; null when the file changed under us and the attempt was rolled back.</summary>
-    private async Task<SyncResult?> TryRunAsync(string trigger, bool force, bool allowMassDelete, CancellationToken ct)
+    private async Task<SyncResult?> TryRunAsync(string trigger, bool force, bool allowMassDelete, string source, CancellationToken ct)
     {
         using var fileLock = store.Lock();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
@@ -62,36 +61,14 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
 
         // Writers wait for the (short) run, so nothing changes between what we read and what we write.
         await ExecuteAsync(connection, tx, "LOCK TABLE scheduled_tasks IN SHARE ROW EXCLUSIVE MODE", ct);
-        var stored = await TaskStore.ListAsync(connection, tx, ct);
-        var bases = await ReadBaseAsync(connection, tx, ct);
-        var open = await ReadOpenConflictIdsAsync(connection, tx, ct);
-
-        var document = snapshot.Exists
-            ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath)
-            : ScheduleLoader.Parse("", store.ConfigPath);
-        if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
+        var (document, plan, open) = await PrepareAsync(connection, tx, snapshot, allowMassDelete, ct);
+        if (plan is null)
         {
             var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
             var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, error, ct);
             await tx.CommitAsync(ct);
             return new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
         }
-
-        var inputs = new SyncInputs(
-            document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal),
-            stored.Where(s => s.Task is not null).ToDictionary(s => s.Id, s => s.Task!, StringComparer.Ordinal),
-            bases,
-            document.InvalidTaskIds.ToHashSet(StringComparer.Ordinal),
-            stored.Where(s => s.Task is null).Select(s => s.Id).ToHashSet(StringComparer.Ordinal),
-            open);
-        var plan = SyncPlanner.Plan(inputs, new SyncOptions
-        {
-            AutoMerge = options.AutoMerge,
-            OnInvalid = options.OnInvalid,
-            MassDeleteShare = options.MassDeleteShare,
-            MassDeleteMinimum = options.MassDeleteMinimum,
-            AllowMassDelete = options.AllowMassDelete || allowMassDelete,
-        });
         Fault("after-plan");
         if (plan.IsRefused)
         {
@@ -101,7 +78,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         }
 
         var run = await StartRunAsync(connection, tx, trigger, snapshot.Checksum, ct);
-        await TaskStore.SetContextAsync(connection, tx, new ChangeContext("yaml", $"schedsync:{trigger}", run), ct);
+        await TaskStore.SetContextAsync(connection, tx, new ChangeContext(source, $"schedsync:{trigger}", run), ct);
 
         var actions = plan.Actions;
         await TaskStore.UpsertManyAsync(connection, tx,
@@ -154,6 +131,47 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         Fault("before-commit");
         await tx.CommitAsync(ct);
         return result;
+    }
+
+    /// <summary>What a sync would do now, without changing anything (no locks: a read-only snapshot).</summary>
+    public async Task<(ScheduleDocument Document, SyncPlan? Plan)> PlanAsync(bool allowMassDelete = false, CancellationToken ct = default)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
+        var (document, plan, _) = await PrepareAsync(connection, tx, store.Read(), allowMassDelete, ct);
+        await tx.RollbackAsync(ct);
+        return (document, plan);
+    }
+
+    /// <summary>Reads both sides, the base and the open conflicts, and plans; the plan is null when the file is invalid.</summary>
+    private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open)> PrepareAsync(
+        NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, CancellationToken ct)
+    {
+        var stored = await TaskStore.ListAsync(connection, tx, ct);
+        var bases = await ReadBaseAsync(connection, tx, ct);
+        var open = await ReadOpenConflictIdsAsync(connection, tx, ct);
+        var document = snapshot.Exists
+            ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath)
+            : ScheduleLoader.Parse("", store.ConfigPath);
+        if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
+            return (document, null, open);
+
+        var inputs = new SyncInputs(
+            document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal),
+            stored.Where(s => s.Task is not null).ToDictionary(s => s.Id, s => s.Task!, StringComparer.Ordinal),
+            bases,
+            document.InvalidTaskIds.ToHashSet(StringComparer.Ordinal),
+            stored.Where(s => s.Task is null).Select(s => s.Id).ToHashSet(StringComparer.Ordinal),
+            open);
+        var plan = SyncPlanner.Plan(inputs, new SyncOptions
+        {
+            AutoMerge = options.AutoMerge,
+            OnInvalid = options.OnInvalid,
+            MassDeleteShare = options.MassDeleteShare,
+            MassDeleteMinimum = options.MassDeleteMinimum,
+            AllowMassDelete = options.AllowMassDelete || allowMassDelete,
+        });
+        return (document, plan, open);
     }
 
     internal static void Fault(string step)
@@ -270,8 +288,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     {
         await using var command = new NpgsqlCommand("""
             UPDATE sync_runs SET finished_at = now(), status = 'completed', inserts = $2, updates = $3, deletes = $4, exports = $5, conflicts = $6, checksum_after = $7
-            WHERE id = $1;
-            UPDATE sync_state SET synced_change_counter = change_counter, synced_file_checksum = $7, synced_at = now() WHERE id = 1;
+            WHERE id = $1
             """, connection, tx);
         var p = command.Parameters;
         p.Add(new NpgsqlParameter { Value = result.RunId!.Value });
@@ -282,6 +299,10 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         p.Add(new NpgsqlParameter { Value = result.NewConflicts });
         p.Add(new NpgsqlParameter { Value = result.ChecksumAfter! });
         await command.ExecuteNonQueryAsync(ct);
+        // Read inside this transaction, the counter includes our own writes and nobody else's (the table is locked).
+        await ExecuteAsync(connection, tx,
+            "UPDATE sync_state SET synced_change_counter = change_counter, synced_file_checksum = $1, synced_at = now() WHERE id = 1",
+            ct, result.ChecksumAfter!);
     }
 
     internal static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string sql, CancellationToken ct, params object[] parameters)

@@ -83,7 +83,7 @@ public sealed record TaskDefinition
     public byte[] CanonicalJson()
     {
         var buffer = new MemoryStream(256);
-        using (var json = new Utf8JsonWriter(buffer))
+        using (var json = new Utf8JsonWriter(buffer, JsonOptions))
         {
             json.WriteStartObject();
             json.WriteString("name", Name);
@@ -107,6 +107,9 @@ public sealed record TaskDefinition
         }
         return buffer.ToArray();
     }
+
+    // Only the escapes JSON requires (quote, backslash, control characters): '+', '<' or non-ASCII text stay as they are.
+    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private static void WriteNullable(Utf8JsonWriter json, string name, string? value)
     {
@@ -136,7 +139,7 @@ public sealed record TaskDefinition
     public string ArgsJson()
     {
         var buffer = new MemoryStream(64);
-        using (var json = new Utf8JsonWriter(buffer))
+        using (var json = new Utf8JsonWriter(buffer, JsonOptions))
         {
             json.WriteStartObject();
             foreach (var (key, value) in Args)

@@ -1,0 +1,389 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ScheduleSync.Sync;
+using ScheduleSync.Tasks;
+using ScheduleSync.Yaml;
+
+namespace ScheduleSync.Cli;
+
+/// <summary>The one-shot commands that work on both sides: sync, plan, status, history, conflicts, restore, export.</summary>
+internal static class SyncCommands
+{
+    private static readonly JsonSerializerOptions JsonOutput = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    private static readonly Option<bool> AllowMassDelete = new("--allow-mass-delete")
+    {
+        Description = "Let this run delete more than the mass-deletion guard allows",
+    };
+
+    public static IEnumerable<Command> All() =>
+        [Sync(), Plan(), Status(), History(), Conflicts(), Restore(), Export()];
+
+    /// <summary>Runs a command body against an opened host, turning known failures into a message and exit code 1.</summary>
+    private static void Run(Command command, Func<ParseResult, CliHost, CancellationToken, Task<int>> body) =>
+        command.SetAction(async (parse, ct) =>
+        {
+            var settings = CliSettings.From(parse);
+            try
+            {
+                await using var host = await CliHost.OpenAsync(settings, ct);
+                return await body(parse, host, ct);
+            }
+            catch (Exception e) when (e is Hosting.EmbeddedPostgresException or Npgsql.NpgsqlException or FileStoreException
+                or FileLockTimeoutException or ResolutionException or ConflictNotFoundException or IOException or InvalidOperationException)
+            {
+                Console.Error.WriteLine($"schedsync: {e.Message}");
+                return ExitCodes.Error;
+            }
+        });
+
+    private static Command Sync()
+    {
+        var force = new Option<bool>("--force") { Description = "Run even when neither side changed since the last sync" };
+        var command = new Command("sync", "Run a three-way sync now (for cron or a systemd timer)") { AllowMassDelete, force };
+        Run(command, async (parse, host, ct) =>
+        {
+            var result = await host.Runner.RunAsync("cli", parse.GetValue(force), parse.GetValue(AllowMassDelete), ct: ct);
+            if (host.Settings.Json)
+                Console.WriteLine(JsonSerializer.Serialize(Summary(result), JsonOutput));
+            else
+                PrintResult(host.Settings.ConfigPath, result);
+            return ExitCode(result);
+        });
+        return command;
+    }
+
+    internal static int ExitCode(SyncResult result) => result.Status switch
+    {
+        SyncStatus.InvalidFile => ExitCodes.InvalidFile,
+        SyncStatus.Refused => ExitCodes.Error,
+        _ when result.OpenConflicts > 0 => ExitCodes.ConflictsOpen,
+        _ => ExitCodes.Success,
+    };
+
+    internal static object Summary(SyncResult result) => new
+    {
+        status = result.Status,
+        run_id = result.RunId,
+        inserts = result.Inserts,
+        updates = result.Updates,
+        deletes = result.Deletes,
+        exports = result.Exports,
+        new_conflicts = result.NewConflicts,
+        open_conflicts = result.OpenConflicts,
+        changed_task_ids = result.ChangedTaskIds,
+        checksum_before = result.ChecksumBefore,
+        checksum_after = result.ChecksumAfter,
+        duration_ms = Math.Round(result.Duration.TotalMilliseconds, 2),
+        error = result.Error,
+        problems = result.Problems.Select(p => new { p.Line, p.Column, p.Message, task_id = p.TaskId }),
+    };
+
+    private static void PrintResult(string path, SyncResult result)
+    {
+        foreach (var problem in result.Problems)
+            Console.WriteLine(problem.Format(path));
+        if (result.Error is not null)
+            Console.Error.WriteLine($"schedsync: {result.Error}");
+        if (result.Status == SyncStatus.NoOp)
+            Console.WriteLine($"sync: nothing changed since the last sync ({result.OpenConflicts} open conflict(s))");
+        else if (result.Status == SyncStatus.Completed)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"sync: run {result.RunId} in {result.Duration.TotalMilliseconds:F1} ms: {result.Inserts} inserted, {result.Updates} updated, {result.Deletes} deleted in the database; {result.Exports} written to the file; {result.NewConflicts} new conflict(s), {result.OpenConflicts} open"));
+    }
+
+    private static Command Plan()
+    {
+        var command = new Command("plan", "Show what a sync would do now, per task and per field, without changing anything") { AllowMassDelete };
+        Run(command, async (parse, host, ct) =>
+        {
+            var (document, plan) = await host.Runner.PlanAsync(parse.GetValue(AllowMassDelete), ct);
+            if (plan is null)
+            {
+                foreach (var line in document.FormatProblems()) Console.WriteLine(line);
+                Console.Error.WriteLine($"schedsync: {host.Settings.ConfigPath} is invalid; a sync would change nothing");
+                return ExitCodes.InvalidFile;
+            }
+            if (host.Settings.Json)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    refusal = plan.Refusal,
+                    actions = plan.Changes.Select(a => new { id = a.Id, action = a.Kind, reason = a.Reason, fields = FieldChanges(a).Select(f => new { field = f.Field, from = f.From, to = f.To }), conflicting_fields = a.ConflictingFields }),
+                }, JsonOutput));
+            }
+            else
+            {
+                Console.Write(RenderPlan(plan));
+            }
+            return plan.IsRefused ? ExitCodes.Error : plan.Actions.Any(a => a.Kind is SyncActionKind.Conflict or SyncActionKind.Frozen) ? ExitCodes.ConflictsOpen : ExitCodes.Success;
+        });
+        return command;
+    }
+
+    /// <summary>What changes where: for a database write the database's old value to the new; for a file write, the file's.</summary>
+    internal static IEnumerable<(string Field, string? From, string? To)> FieldChanges(SyncAction action)
+    {
+        var before = action.Kind switch
+        {
+            SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.ImportDelete => action.Database,
+            SyncActionKind.ExportAdd or SyncActionKind.ExportUpdate or SyncActionKind.ExportRemove => action.Yaml,
+            SyncActionKind.Merge => action.Base,
+            _ => null,
+        };
+        var after = action.Kind is SyncActionKind.Conflict ? action.Yaml : action.Result;
+        if (action.Kind is SyncActionKind.Conflict) before = action.Database;
+        if (before is null && after is null) yield break;
+        foreach (var field in TaskFields.Names)
+        {
+            var from = TaskFields.Value(before, field);
+            var to = TaskFields.Value(after, field);
+            if (from == to || (from is null && to is "null" or "{}" or "[]")) continue;
+            yield return (field, from, to);
+        }
+    }
+
+    internal static string RenderPlan(SyncPlan plan)
+    {
+        var text = new StringBuilder();
+        foreach (var action in plan.Changes)
+        {
+            var (mark, what) = action.Kind switch
+            {
+                SyncActionKind.ImportInsert => ("+", "insert into the database (new in the file)"),
+                SyncActionKind.ImportUpdate => ("~", "update the database (changed in the file)"),
+                SyncActionKind.ImportDelete => ("-", "delete from the database (removed from the file)"),
+                SyncActionKind.ExportAdd => ("+", "add to the file (new in the database)"),
+                SyncActionKind.ExportUpdate => ("~", "update the file (changed in the database)"),
+                SyncActionKind.ExportRemove => ("-", "remove from the file (deleted in the database)"),
+                SyncActionKind.Merge => ("~", "merge: both sides changed different fields; both get the result"),
+                SyncActionKind.Conflict => ("!", "CONFLICT: " + action.Reason),
+                SyncActionKind.CloseConflict => ("=", "close the open conflict (both sides are equal again)"),
+                SyncActionKind.SetBase => ("=", "record as agreed (both sides already equal)"),
+                SyncActionKind.DropBase => ("=", "forget (gone from both sides)"),
+                SyncActionKind.SkipInvalid => ("?", "skip: " + action.Reason),
+                _ => (" ", action.Kind.ToString()),
+            };
+            text.Append(CultureInfo.InvariantCulture, $"{mark} {action.Id}: {what}\n");
+            if (action.Kind == SyncActionKind.Conflict)
+            {
+                foreach (var field in action.ConflictingFields)
+                    text.Append(CultureInfo.InvariantCulture, $"    {field}: base {TaskFields.Value(action.Base, field) ?? "(none)"}, file {TaskFields.Value(action.Yaml, field) ?? "(none)"}, database {TaskFields.Value(action.Database, field) ?? "(none)"}\n");
+                continue;
+            }
+            if (action.Kind is SyncActionKind.SetBase or SyncActionKind.DropBase or SyncActionKind.CloseConflict) continue;
+            foreach (var (field, from, to) in FieldChanges(action))
+                text.Append(CultureInfo.InvariantCulture, $"    {field}: {from ?? "(none)"} -> {to ?? "(none)"}\n");
+        }
+        var changes = plan.Changes.Count(a => a.Kind is not (SyncActionKind.SetBase or SyncActionKind.DropBase));
+        text.Append(CultureInfo.InvariantCulture, $"{(changes == 0 ? "nothing to do" : $"{changes} change(s)")}: "
+            + $"{plan.Count(SyncActionKind.ImportInsert) + plan.Count(SyncActionKind.ImportUpdate) + plan.Count(SyncActionKind.ImportDelete)} to the database, "
+            + $"{plan.Count(SyncActionKind.ExportAdd) + plan.Count(SyncActionKind.ExportUpdate) + plan.Count(SyncActionKind.ExportRemove)} to the file, "
+            + $"{plan.Count(SyncActionKind.Merge)} merge(s), {plan.Count(SyncActionKind.Conflict)} new conflict(s), {plan.Count(SyncActionKind.Frozen)} task(s) frozen by open conflicts\n");
+        if (plan.Refusal is not null)
+            text.Append(CultureInfo.InvariantCulture, $"REFUSED: {plan.Refusal}\n");
+        return text.ToString();
+    }
+
+    private static Command Status()
+    {
+        var command = new Command("status", "Last runs, the file checksum, open conflicts, pending changes, whether the file is valid");
+        Run(command, async (parse, host, ct) =>
+        {
+            var status = await SyncStatusReader.ReadAsync(host.Runner, ct);
+            if (host.Settings.Json)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(status, JsonOutput));
+            }
+            else
+            {
+                Console.WriteLine($"file: {status.ConfigPath} ({(status.FileExists ? status.FileValid ? "valid" : $"INVALID, {status.FileProblems.Count} problem(s)" : "missing")}), checksum {status.FileChecksum[..Math.Min(12, status.FileChecksum.Length)]}");
+                Console.WriteLine($"database: {status.DatabaseTasks} task(s), change counter {status.ChangeCounter} (synced: {status.SyncedChangeCounter?.ToString(CultureInfo.InvariantCulture) ?? "never"})");
+                Console.WriteLine($"pending: {status.PendingImports} to the database, {status.PendingExports} to the file; open conflicts: {status.OpenConflicts}");
+                foreach (var run in status.RecentRuns)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {run.Id} {run.Trigger} {run.Status} at {run.StartedAt:u}: +{run.Inserts} ~{run.Updates} -{run.Deletes} exported {run.Exports}, conflicts {run.Conflicts}{(run.Error is null ? "" : " — " + run.Error)}"));
+            }
+            return status.OpenConflicts > 0 ? ExitCodes.ConflictsOpen : status.FileValid ? ExitCodes.Success : ExitCodes.InvalidFile;
+        });
+        return command;
+    }
+
+    private static Command History()
+    {
+        var task = new Argument<string?>("task") { Description = "A task id; all tasks when absent", Arity = ArgumentArity.ZeroOrOne };
+        var limit = new Option<int>("--limit") { Description = "How many entries", DefaultValueFactory = _ => 50 };
+        var command = new Command("history", "The audit trail: every create, update and delete with its source and actor") { task, limit };
+        Run(command, async (parse, host, ct) =>
+        {
+            var entries = await host.Tasks.HistoryAsync(parse.GetValue(task), parse.GetValue(limit), ct);
+            if (host.Settings.Json)
+                Console.WriteLine(JsonSerializer.Serialize(entries, JsonOutput));
+            else
+                foreach (var e in entries)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{e.At:u} {e.TaskId} {e.Action} by {e.Actor} via {e.Source}{(e.SyncRunId is { } run ? $" (sync run {run})" : "")}"));
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command Conflicts()
+    {
+        var command = new Command("conflicts", "List, show and resolve conflicts");
+
+        var all = new Option<bool>("--all") { Description = "Include resolved conflicts" };
+        var list = new Command("list", "Open conflicts (all with --all)") { all };
+        Run(list, async (parse, host, ct) =>
+        {
+            var conflicts = await host.Conflicts.ListAsync(parse.GetValue(all) ? null : "open", ct);
+            if (host.Settings.Json)
+                Console.WriteLine(JsonSerializer.Serialize(conflicts.Select(ConflictJson), JsonOutput));
+            else
+                foreach (var c in conflicts)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{c.Id} {c.TaskId} {c.Status} detected {c.DetectedAt:u} fields: {string.Join(", ", c.Differences().Select(d => d.Field))}"));
+            return conflicts.Any(c => c.Status == "open") ? ExitCodes.ConflictsOpen : ExitCodes.Success;
+        });
+
+        var showId = new Argument<long>("id");
+        var show = new Command("show", "One conflict with its base, file and database versions, field by field") { showId };
+        Run(show, async (parse, host, ct) =>
+        {
+            var c = await host.Conflicts.GetAsync(parse.GetValue(showId), ct) ?? throw new ConflictNotFoundException(parse.GetValue(showId));
+            if (host.Settings.Json)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(ConflictJson(c), JsonOutput));
+                return ExitCodes.Success;
+            }
+            Console.WriteLine($"conflict {c.Id} on task '{c.TaskId}': {c.Status}, detected {c.DetectedAt:u}{(c.Choice is null ? "" : $", resolved {c.Choice} by {c.ResolvedBy}")}");
+            foreach (var d in c.Differences())
+                Console.WriteLine($"  {(d.ChangedOnBothSides ? "!" : " ")} {d.Field}: base {d.Base ?? "(none)"} | file {d.Yaml ?? "(none)"} | database {d.Database ?? "(none)"}");
+            return ExitCodes.Success;
+        });
+
+        var resolveId = new Argument<long>("id");
+        var keep = new Option<string>("--keep") { Description = "yaml, db or merge", Required = true };
+        keep.AcceptOnlyFromAmong("yaml", "db", "merge");
+        var set = new Option<string[]>("--set") { Description = "field=value for a field changed on both sides (JSON for non-text fields)", AllowMultipleArgumentsPerToken = false };
+        var resolve = new Command("resolve", "Resolve a conflict: the chosen version goes to both sides") { resolveId, keep, set };
+        Run(resolve, async (parse, host, ct) =>
+        {
+            var choice = parse.GetValue(keep) switch { "yaml" => ResolutionChoice.KeepYaml, "db" => ResolutionChoice.KeepDb, _ => ResolutionChoice.Merge };
+            var fields = ParseSetValues(parse.GetValue(set) ?? []);
+            var resolved = await host.Conflicts.ResolveAsync(parse.GetValue(resolveId), choice, fields, $"cli:{Environment.UserName}", ct);
+            Console.WriteLine($"conflict {resolved.Id} on task '{resolved.TaskId}' resolved: {resolved.Choice}");
+            return ExitCodes.Success;
+        });
+
+        command.Subcommands.Add(list);
+        command.Subcommands.Add(show);
+        command.Subcommands.Add(resolve);
+        return command;
+    }
+
+    internal static object ConflictJson(ConflictRecord c) => new
+    {
+        id = c.Id,
+        task_id = c.TaskId,
+        status = c.Status,
+        detected_at = c.DetectedAt,
+        @base = TaskJsonElement(c.Base),
+        yaml = TaskJsonElement(c.Yaml),
+        db = TaskJsonElement(c.Database),
+        diff = c.Differences(),
+        choice = c.Choice,
+        result = TaskJsonElement(c.Result),
+        resolved_by = c.ResolvedBy,
+        resolved_at = c.ResolvedAt,
+    };
+
+    internal static JsonElement? TaskJsonElement(TaskDefinition? task) =>
+        task is null ? null : JsonDocument.Parse(task.CanonicalJson()).RootElement.Clone();
+
+    /// <summary>field=value pairs; text fields take the value as it is, other fields take JSON (true, 30, ["a","b"]).</summary>
+    internal static Dictionary<string, JsonElement> ParseSetValues(IEnumerable<string> pairs)
+    {
+        var fields = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+        foreach (var pair in pairs)
+        {
+            var at = pair.IndexOf('=', StringComparison.Ordinal);
+            if (at <= 0) throw new ResolutionException($"--set '{pair}' must be field=value");
+            var field = pair[..at];
+            var value = pair[(at + 1)..];
+            var textField = field is "name" or "description" or "schedule" or "timezone" or "command";
+            try
+            {
+                fields[field] = JsonDocument.Parse(textField ? JsonSerializer.Serialize(value) : value).RootElement.Clone();
+            }
+            catch (JsonException)
+            {
+                throw new ResolutionException($"--set {field}: '{value}' is not valid JSON (for text fields give the text; for others e.g. true, 30, [\"a\",\"b\"], {{\"k\":1}})");
+            }
+        }
+        return fields;
+    }
+
+    private static Command Restore()
+    {
+        var backup = new Argument<string?>("backup") { Description = "A backup file (see --list); the newest when absent", Arity = ArgumentArity.ZeroOrOne };
+        var listOption = new Option<bool>("--list") { Description = "List the kept backups, newest first" };
+        var command = new Command("restore", "Bring back an earlier version of the file (itself a safe, backed-up write), then sync") { backup, listOption, AllowMassDelete };
+        command.SetAction(async (parse, ct) =>
+        {
+            var settings = CliSettings.From(parse);
+            var store = ConfigFileStore.Open(settings.ConfigPath);
+            var backups = store.ListBackups();
+            if (parse.GetValue(listOption))
+            {
+                foreach (var b in backups)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b.Path}  {b.TimeUtc:u}  {b.ChecksumPrefix}  {b.Size} bytes"));
+                return ExitCodes.Success;
+            }
+            var chosen = parse.GetValue(backup) ?? backups.FirstOrDefault()?.Path;
+            if (chosen is null)
+            {
+                Console.Error.WriteLine($"schedsync: no backups of {settings.ConfigPath} in {store.BackupDirectory}");
+                return ExitCodes.Error;
+            }
+            try
+            {
+                store.Restore(chosen);
+                Console.WriteLine($"restored {settings.ConfigPath} from {chosen}");
+                await using var host = await CliHost.OpenAsync(settings, ct);
+                var result = await host.Runner.RunAsync("cli", allowMassDelete: parse.GetValue(AllowMassDelete), source: "restore", ct: ct);
+                PrintResult(settings.ConfigPath, result);
+                return ExitCode(result);
+            }
+            catch (Exception e) when (e is FileStoreException or FileLockTimeoutException or IOException or Npgsql.NpgsqlException or Hosting.EmbeddedPostgresException)
+            {
+                Console.Error.WriteLine($"schedsync: {e.Message}");
+                return ExitCodes.Error;
+            }
+        });
+        return command;
+    }
+
+    private static Command Export()
+    {
+        var output = new Option<string?>("--output") { Description = "Write to this file instead of standard output" };
+        var command = new Command("export", "Print the database's tasks as a schedule file in the canonical layout") { output };
+        Run(command, async (parse, host, ct) =>
+        {
+            var tasks = await host.Tasks.ListAsync(ct);
+            var text = ScheduleWriter.WriteNew(tasks.Where(t => t.Task is not null).Select(t => t.Task!));
+            if (parse.GetValue(output) is { } path) await File.WriteAllTextAsync(path, text, ct);
+            else Console.Write(text);
+            foreach (var invalid in tasks.Where(t => t.Task is null))
+                Console.Error.WriteLine($"schedsync: skipped invalid database row '{invalid.Id}': {string.Join("; ", invalid.Problems)}");
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+}

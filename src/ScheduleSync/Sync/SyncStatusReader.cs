@@ -1,0 +1,48 @@
+using Npgsql;
+
+namespace ScheduleSync.Sync;
+
+internal sealed record SyncRunRecord(long Id, string Trigger, string Status, DateTime StartedAt, DateTime? FinishedAt, int Inserts, int Updates, int Deletes, int Exports, int Conflicts, string? Error);
+
+internal sealed record SyncStatusReport(
+    string ConfigPath, bool FileExists, bool FileValid, string FileChecksum, IReadOnlyList<string> FileProblems,
+    int DatabaseTasks, long ChangeCounter, long? SyncedChangeCounter, string? SyncedFileChecksum,
+    int OpenConflicts, int PendingImports, int PendingExports, IReadOnlyList<SyncRunRecord> RecentRuns);
+
+/// <summary>The state both the <c>status</c> command and <c>GET /api/sync/status</c> report.</summary>
+internal static class SyncStatusReader
+{
+    public static async Task<SyncStatusReport> ReadAsync(SyncRunner runner, CancellationToken ct)
+    {
+        var snapshot = runner.Store.Read();
+        var (document, plan) = await runner.PlanAsync(ct: ct);
+        await using var connection = await runner.DataSource.OpenConnectionAsync(ct);
+        await using var command = new NpgsqlCommand("""
+            SELECT s.change_counter, s.synced_change_counter, s.synced_file_checksum,
+                   (SELECT count(*) FROM scheduled_tasks)::int, (SELECT count(*) FROM sync_conflicts WHERE status = 'open')::int
+            FROM sync_state s WHERE s.id = 1
+            """, connection);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        var counter = reader.GetInt64(0);
+        long? synced = reader.IsDBNull(1) ? null : reader.GetInt64(1);
+        var syncedChecksum = reader.IsDBNull(2) ? null : reader.GetString(2);
+        var tasks = reader.GetInt32(3);
+        var open = reader.GetInt32(4);
+        await reader.CloseAsync();
+
+        var runs = new List<SyncRunRecord>();
+        await using (var runsCommand = new NpgsqlCommand(
+            "SELECT id, trigger, status, started_at, finished_at, inserts, updates, deletes, exports, conflicts, error FROM sync_runs ORDER BY id DESC LIMIT 5", connection))
+        await using (var runReader = await runsCommand.ExecuteReaderAsync(ct))
+            while (await runReader.ReadAsync(ct))
+                runs.Add(new SyncRunRecord(runReader.GetInt64(0), runReader.GetString(1), runReader.GetString(2), runReader.GetFieldValue<DateTime>(3),
+                    runReader.IsDBNull(4) ? null : runReader.GetFieldValue<DateTime>(4), runReader.GetInt32(5), runReader.GetInt32(6), runReader.GetInt32(7),
+                    runReader.GetInt32(8), runReader.GetInt32(9), runReader.IsDBNull(10) ? null : runReader.GetString(10)));
+
+        var imports = plan?.Actions.Count(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.ImportDelete or SyncActionKind.Merge) ?? 0;
+        var exports = plan?.Actions.Count(a => a.ChangesFile) ?? 0;
+        return new SyncStatusReport(runner.Store.ConfigPath, snapshot.Exists, document.IsValid, snapshot.Checksum, [.. document.FormatProblems()],
+            tasks, counter, synced, syncedChecksum, open, imports, exports, runs);
+    }
+}
