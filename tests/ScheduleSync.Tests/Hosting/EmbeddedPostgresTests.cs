@@ -116,6 +116,26 @@ public class EmbeddedPostgresTests
         Assert.Equal("committed before the crash", await ScalarAsync<string>(again, "SELECT note FROM kept"));
     }
 
+    [Fact]
+    public async Task Test_databases_are_new_empty_and_distinct()
+    {
+        var a = await TestPostgres.CreateDatabaseAsync("isolation");
+        var b = await TestPostgres.CreateDatabaseAsync("isolation");
+
+        await using var connectionA = await OpenAsync(a);
+        await using var connectionB = await OpenAsync(b);
+        var nameA = await ScalarAsync<string>(connectionA, "SELECT current_database()");
+        var nameB = await ScalarAsync<string>(connectionB, "SELECT current_database()");
+        Assert.NotEqual(nameA, nameB);
+        Assert.StartsWith("t_isolation_", nameA, StringComparison.Ordinal);
+
+        const string userTables = "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')";
+        Assert.Equal(0L, await ScalarAsync<long>(connectionA, userTables));
+        await ExecuteAsync(connectionA, "CREATE TABLE only_in_a (id int)");
+        Assert.Equal(1L, await ScalarAsync<long>(connectionA, userTables));
+        Assert.Equal(0L, await ScalarAsync<long>(connectionB, userTables));
+    }
+
     private static string Unpooled(string connectionString) =>
         new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
 
