@@ -9,12 +9,14 @@ namespace ScheduleSync.Cli;
 /// </summary>
 internal sealed record CliSettings(string ConfigPath, string? Database, string DataDirectory, bool Json, SyncOptions Sync)
 {
+    public static IConfigurationRoot Configuration() => new ConfigurationBuilder()
+        .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true)
+        .AddEnvironmentVariables()
+        .Build();
+
     public static CliSettings From(ParseResult parse)
     {
-        var configuration = new ConfigurationBuilder()
-            .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true)
-            .AddEnvironmentVariables()
-            .Build();
+        var configuration = Configuration();
         string? Setting(string env, string key) =>
             configuration[env] is { Length: > 0 } fromEnv ? fromEnv : configuration[$"ScheduleSync:{key}"];
 

@@ -34,6 +34,7 @@ internal static class SchedSyncCommand
         {
             Config, Database, Json,
             ValidateCommand(),
+            ServeCommand.Build(),
         };
         foreach (var command in SyncCommands.All())
             root.Subcommands.Add(command);

@@ -31,6 +31,9 @@ internal sealed record SyncResult
     public SyncPlan? Plan { get; init; }
     public TimeSpan Duration { get; init; }
 
+    /// <summary>The file's <c>defaults.timezone</c> (UTC when none) as read by this run; null when the run did not parse the file.</summary>
+    public string? DefaultTimezone { get; init; }
+
     /// <summary>Ids whose content changed on either side in this run.</summary>
     public IReadOnlyList<string> ChangedTaskIds => Plan is null ? [] : [.. Plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile).Select(a => a.Id)];
 }

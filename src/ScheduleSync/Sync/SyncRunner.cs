@@ -126,6 +126,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             ChecksumBefore = snapshot.Checksum,
             ChecksumAfter = checksumAfter,
             Plan = plan,
+            DefaultTimezone = document.EffectiveDefaultTimezone,
         };
         await FinishRunAsync(connection, tx, result, ct);
         Fault("before-commit");

@@ -84,9 +84,11 @@ internal static class ScheduleWriter
             // After the last line of the section (with its trailing comment), or where a deleted last task stood.
             var at = LineEnd(source, Math.Max(section.ValueEndIndex, section.KeyIndex));
             var inside = deletions.Where(d => d.Start <= at && at < d.End).Select(d => (int?)d.Start).FirstOrDefault();
+            // Follow the person's layout: when tasks are separated by blank lines, so are the new ones.
+            var separator = BlankLineBetweenTasks(document) ? "\n\n" : "\n";
             edits.Add(inside is { } lineStart
-                ? (lineStart, lineStart, string.Join('\n', appended) + "\n")
-                : (at, at, "\n" + string.Join('\n', appended)));
+                ? (lineStart, lineStart, string.Join(separator, appended) + "\n")
+                : (at, at, separator + string.Join(separator, appended)));
         }
 
         var result = new StringBuilder(source.Length + 256);
@@ -208,6 +210,18 @@ internal static class ScheduleWriter
             }
         }
         return text.Append('"').ToString();
+    }
+
+    private static bool BlankLineBetweenTasks(ScheduleDocument document)
+    {
+        var entries = document.Entries;
+        if (entries.Count < 2) return false;
+        var previous = entries[^2];
+        var last = entries[^1];
+        if (previous.EndIndex >= last.KeyIndex) return false;
+        // The lines strictly between the end of one task and the key of the next (not the tail or the indent).
+        var lines = document.Text[previous.EndIndex..last.KeyIndex].Split('\n');
+        return lines.Length > 2 && lines[1..^1].Any(string.IsNullOrWhiteSpace);
     }
 
     private static int LineStart(string text, int index) => index == 0 ? 0 : text.LastIndexOf('\n', index - 1) + 1;

@@ -1,0 +1,71 @@
+using System.Net.WebSockets;
+using System.Text;
+
+namespace ScheduleSync.Events;
+
+/// <summary>The WebSocket feed <c>/ws</c> (SPEC §6): one JSON text message per event; <c>?since=n</c> catches up.</summary>
+internal static class EventsEndpoint
+{
+    public static IEndpointRouteBuilder MapEvents(this IEndpointRouteBuilder app)
+    {
+        app.Map("/ws", async (HttpContext context, EventHub hub, IHostApplicationLifetime lifetime) =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest)
+                return Results.Problem("this endpoint speaks WebSocket only", statusCode: StatusCodes.Status400BadRequest);
+            long? since = long.TryParse(context.Request.Query["since"], out var s) ? s : null;
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            using var subscription = hub.Subscribe(since);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping, subscription.Dropped);
+            var reading = DrainIncomingAsync(socket, stop);
+            try
+            {
+                await foreach (var e in subscription.Reader.ReadAllAsync(stop.Token))
+                    await socket.SendAsync(Encoding.UTF8.GetBytes(e.Json), WebSocketMessageType.Text, true, stop.Token);
+            }
+            catch (Exception e) when (e is SlowClientException || subscription.Dropped.IsCancellationRequested)
+            {
+                await CloseAsync(socket, WebSocketCloseStatus.PolicyViolation, "too slow: dropped, reconnect with ?since=");
+                return Results.Empty;
+            }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+            {
+                // Client gone or server stopping.
+            }
+            await CloseAsync(socket, WebSocketCloseStatus.NormalClosure, lifetime.ApplicationStopping.IsCancellationRequested ? "server stopping" : "bye");
+            await reading;
+            return Results.Empty;
+        });
+        return app;
+    }
+
+    /// <summary>Reads (and ignores) what the client sends, so a close from its side is noticed.</summary>
+    private static async Task DrainIncomingAsync(WebSocket socket, CancellationTokenSource stop)
+    {
+        var buffer = new byte[1024];
+        try
+        {
+            while (socket.State == WebSocketState.Open)
+            {
+                var result = await socket.ReceiveAsync(buffer, stop.Token);
+                if (result.MessageType == WebSocketMessageType.Close) break;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+        {
+        }
+        await stop.CancelAsync();
+    }
+
+    private static async Task CloseAsync(WebSocket socket, WebSocketCloseStatus status, string reason)
+    {
+        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived)) return;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await socket.CloseOutputAsync(status, reason, timeout.Token);
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+        {
+        }
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using ScheduleSync.Cli;
+using ScheduleSync.Events;
+using ScheduleSync.Tasks;
+
+namespace ScheduleSync.Sync;
+
+/// <summary>/api/sync: run now, status, dry-run plan, conflicts and their resolution.</summary>
+internal static class SyncApi
+{
+    public static IEndpointRouteBuilder MapSync(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/sync").WithTags("Sync");
+        group.MapPost("/", async (SyncCoordinator coordinator, CancellationToken ct) =>
+            TypedResults.Ok(SyncCommands.Summary(await coordinator.RequestAsync("api", ct))));
+        group.MapGet("/status", async (SyncCoordinator coordinator, CancellationToken ct) =>
+            TypedResults.Ok(await SyncStatusReader.ReadAsync(coordinator.Runner, ct)));
+        group.MapGet("/plan", Plan);
+        group.MapGet("/conflicts", async (ConflictService conflicts, string? status, CancellationToken ct) =>
+            TypedResults.Ok((await conflicts.ListAsync(status is null or "open" ? "open" : status == "all" ? null : status, ct)).Select(SyncCommands.ConflictJson)));
+        group.MapGet("/conflicts/{id:long}", GetConflict);
+        group.MapPost("/conflicts/{id:long}/resolve", Resolve);
+        return app;
+    }
+
+    private static async Task<Results<Ok<object>, ValidationProblem>> Plan(SyncCoordinator coordinator, CancellationToken ct)
+    {
+        var (document, plan) = await coordinator.Runner.PlanAsync(ct: ct);
+        if (plan is null)
+            return TypedResults.ValidationProblem(
+                document.Problems.GroupBy(p => $"{p.Line}:{p.Column}").ToDictionary(g => g.Key, g => g.Select(p => p.Message).ToArray()),
+                title: "The file is invalid; a sync would change nothing");
+        return TypedResults.Ok<object>(new
+        {
+            refusal = plan.Refusal,
+            actions = plan.Actions.Where(a => a.Kind != SyncActionKind.InSync).Select(a => new
+            {
+                id = a.Id,
+                action = a.Kind,
+                reason = a.Reason,
+                fields = SyncCommands.FieldChanges(a).Select(f => new { field = f.Field, from = f.From, to = f.To }),
+                conflicting_fields = a.ConflictingFields,
+            }),
+        });
+    }
+
+    private static async Task<Results<Ok<object>, NotFound<ProblemDetails>>> GetConflict(long id, ConflictService conflicts, CancellationToken ct)
+    {
+        var conflict = await conflicts.GetAsync(id, ct);
+        return conflict is null
+            ? TypedResults.NotFound(new ProblemDetails { Title = "Not found", Detail = $"conflict {id} does not exist", Status = 404 })
+            : TypedResults.Ok(SyncCommands.ConflictJson(conflict));
+    }
+
+    private static async Task<Results<Ok<object>, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>, ProblemHttpResult>> Resolve(
+        long id, HttpContext http, ConflictService conflicts, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
+    {
+        var body = await TasksApi.ReadBodyAsync(http, ct);
+        if (body.Problem is not null) return body.Problem;
+        var json = body.Json;
+        var errors = new Dictionary<string, string[]>();
+        ResolutionChoice? choice = null;
+        if (json.ValueKind != JsonValueKind.Object) errors["choice"] = ["the body must be an object such as { \"choice\": \"keep_yaml\" }"];
+        else
+        {
+            foreach (var property in json.EnumerateObject())
+                if (property.Name is not ("choice" or "fields")) errors[property.Name] = [$"unknown field '{property.Name}'"];
+            choice = json.TryGetProperty("choice", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() switch
+            {
+                "keep_yaml" => ResolutionChoice.KeepYaml,
+                "keep_db" => ResolutionChoice.KeepDb,
+                "merge" => ResolutionChoice.Merge,
+                _ => null,
+            } : null;
+            if (choice is null) errors["choice"] = ["choice must be \"keep_yaml\", \"keep_db\" or \"merge\""];
+        }
+        Dictionary<string, JsonElement>? fields = null;
+        if (json.ValueKind == JsonValueKind.Object && json.TryGetProperty("fields", out var f) && f.ValueKind != JsonValueKind.Null)
+        {
+            if (f.ValueKind != JsonValueKind.Object) errors["fields"] = ["fields must be an object of field values"];
+            else fields = f.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone(), StringComparer.Ordinal);
+        }
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors, title: "Invalid resolution; nothing was changed");
+        try
+        {
+            var resolved = await conflicts.ResolveAsync(id, choice!.Value, fields, "api", ct);
+            events.Publish("sync_conflict_resolved", new { conflict_id = resolved.Id, task_id = resolved.TaskId, choice = resolved.Choice });
+            coordinator.Trigger("api");
+            return TypedResults.Ok(SyncCommands.ConflictJson(resolved));
+        }
+        catch (ConflictNotFoundException e)
+        {
+            return TypedResults.NotFound(new ProblemDetails { Title = "Not found", Detail = e.Message, Status = 404 });
+        }
+        catch (ResolutionException e) when (e.Errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]>(e.Errors), detail: e.Message, title: "Invalid resolution; nothing was changed");
+        }
+        catch (ResolutionException e)
+        {
+            return TypedResults.Conflict(new ProblemDetails { Title = "Cannot resolve", Detail = e.Message, Status = 409 });
+        }
+    }
+}

@@ -1,0 +1,194 @@
+using System.Threading.Channels;
+using Npgsql;
+using ScheduleSync.Events;
+using ScheduleSync.Yaml;
+
+namespace ScheduleSync.Sync;
+
+/// <summary>Server settings (section "Server").</summary>
+public sealed class ServerOptions
+{
+    public string Urls { get; set; } = "http://127.0.0.1:5080";
+    public string? Token { get; set; }
+    /// <summary>The safety-net sync interval.</summary>
+    public TimeSpan PeriodicInterval { get; set; } = TimeSpan.FromMinutes(5);
+    /// <summary>How long the watcher waits after a file event for the editor to finish.</summary>
+    public TimeSpan WatchDebounce { get; set; } = TimeSpan.FromMilliseconds(50);
+    /// <summary>Fallback poll of the file (stat, then checksum when it moved), for file systems without events.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+}
+
+/// <summary>
+/// The one place syncs run in the server: every trigger (start-up, watcher, API write, NOTIFY, periodic, POST /api/sync)
+/// asks here, requests that arrive while a run is going are served together by the next run (group commit: a burst
+/// of API writes costs one file write), and each run's outcome is broadcast as events.
+/// </summary>
+internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events, ILogger<SyncCoordinator> logger) : BackgroundService
+{
+    private sealed record Request(string Trigger, TaskCompletionSource<SyncResult>? Done);
+
+    private readonly Channel<Request> _requests = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The checksum the file had after the last run: a watcher event with this checksum is our own write.</summary>
+    public string? LastFileChecksum { get; private set; }
+
+    public bool FileValid { get; private set; } = true;
+
+    /// <summary>The file's <c>defaults.timezone</c> as last read (UTC when it has none): the default for API-created tasks.</summary>
+    public string DefaultTimezone { get; private set; } = "UTC";
+
+    public SyncResult? LastResult { get; private set; }
+
+    /// <summary>Completes when the start-up sync has run (the server is ready).</summary>
+    public Task Started => _started.Task;
+
+    public SyncRunner Runner => runner;
+
+    /// <summary>Runs a sync that starts after this call and returns its result.</summary>
+    public Task<SyncResult> RequestAsync(string trigger, CancellationToken ct = default)
+    {
+        var done = new TaskCompletionSource<SyncResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_requests.Writer.TryWrite(new Request(trigger, done)))
+            done.SetException(new InvalidOperationException("the server is stopping"));
+        return done.Task.WaitAsync(ct);
+    }
+
+    /// <summary>Asks for a sync without waiting for it.</summary>
+    public void Trigger(string trigger) => _requests.Writer.TryWrite(new Request(trigger, null));
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // The start-up sync completes before the server accepts requests (hosted services start before Kestrel).
+        await RunAndPublishAsync("startup", [], cancellationToken);
+        _started.TrySetResult();
+        await base.StartAsync(cancellationToken);
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _requests.Writer.TryComplete();
+        await base.StopAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // The running sync finishes on shutdown: runs are not cancelled mid-way, the queue just stops being read.
+        var batch = new List<Request>();
+        try
+        {
+            while (await _requests.Reader.WaitToReadAsync(stoppingToken))
+            {
+                batch.Clear();
+                while (_requests.Reader.TryRead(out var request)) batch.Add(request);
+                if (batch.Count == 0) continue;
+                var trigger = batch.Any(r => r.Trigger == "api") ? "api" : batch[0].Trigger;
+                await RunAndPublishAsync(trigger, batch, CancellationToken.None);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        foreach (var request in batch.Concat(Drain()))
+            request.Done?.TrySetCanceled(CancellationToken.None);
+    }
+
+    private IEnumerable<Request> Drain()
+    {
+        while (_requests.Reader.TryRead(out var request)) yield return request;
+    }
+
+    private async Task RunAndPublishAsync(string trigger, List<Request> batch, CancellationToken ct)
+    {
+        try
+        {
+            var result = await runner.RunAsync(trigger, ct: ct);
+            LastResult = result;
+            if (result.ChecksumAfter is not null) LastFileChecksum = result.ChecksumAfter;
+            else if (result.ChecksumBefore is not null) LastFileChecksum = result.ChecksumBefore;
+            FileValid = result.Status != SyncStatus.InvalidFile;
+            if (result.DefaultTimezone is not null) DefaultTimezone = result.DefaultTimezone;
+            else if (trigger == "startup") DefaultTimezone = ReadDefaultTimezone();
+            await PublishAsync(trigger, result, ct);
+            foreach (var request in batch) request.Done?.TrySetResult(result);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log.SyncFailed(logger, e, trigger);
+            events.Publish("sync_error", new { reason = e.Message, trigger });
+            foreach (var request in batch) request.Done?.TrySetException(e);
+        }
+    }
+
+    private async Task PublishAsync(string trigger, SyncResult result, CancellationToken ct)
+    {
+        switch (result.Status)
+        {
+            case SyncStatus.InvalidFile:
+                events.Publish("sync_error", new
+                {
+                    reason = result.Error,
+                    trigger,
+                    problems = result.Problems.Select(p => p.Format(runner.Store.ConfigPath)).Take(50),
+                });
+                return;
+            case SyncStatus.Refused:
+                events.Publish("sync_error", new { reason = result.Error, trigger });
+                return;
+            case SyncStatus.NoOp:
+                return;
+        }
+        if (result.Plan is { } plan)
+        {
+            var changed = result.ChangedTaskIds;
+            if (changed.Count > 0)
+            {
+                var versions = await ReadVersionsAsync(changed, ct);
+                events.Publish("schedule_config_updated", new { source = SourceOf(trigger), task_ids = changed, sync_run_id = result.RunId });
+                foreach (var action in plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile))
+                {
+                    var kind = action.Result is null ? "deleted" : action.Kind is SyncActionKind.ImportInsert or SyncActionKind.ExportAdd ? "created" : "updated";
+                    events.Publish("task_changed", new { id = action.Id, action = kind, version = versions.GetValueOrDefault(action.Id), source = SourceOf(trigger) });
+                }
+            }
+        }
+        if (result.NewConflicts > 0 && result.RunId is { } run)
+        {
+            await using var command = runner.DataSource.CreateCommand("SELECT id, task_id FROM sync_conflicts WHERE sync_run_id = $1 ORDER BY id");
+            command.Parameters.Add(new NpgsqlParameter { Value = run });
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+                events.Publish("sync_conflict_detected", new { conflict_id = reader.GetInt64(0), task_id = reader.GetString(1) });
+        }
+    }
+
+    private string ReadDefaultTimezone()
+    {
+        var snapshot = runner.Store.Read();
+        return snapshot.Exists ? ScheduleLoader.Load(snapshot.Bytes.Span, runner.Store.ConfigPath).EffectiveDefaultTimezone : "UTC";
+    }
+
+    private static string SourceOf(string trigger) => trigger switch
+    {
+        "watch" or "startup" or "periodic" or "cli" => "yaml",
+        "notify" => "database",
+        _ => trigger,
+    };
+
+    private async Task<Dictionary<string, long>> ReadVersionsAsync(IReadOnlyList<string> ids, CancellationToken ct)
+    {
+        await using var command = runner.DataSource.CreateCommand("SELECT id, version FROM scheduled_tasks WHERE id = ANY($1)");
+        command.Parameters.Add(new NpgsqlParameter { Value = ids.ToArray() });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var versions = new Dictionary<string, long>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct)) versions[reader.GetString(0)] = reader.GetInt64(1);
+        return versions;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Error, Message = "sync {Trigger} failed")]
+        public static partial void SyncFailed(ILogger logger, Exception exception, string trigger);
+    }
+}

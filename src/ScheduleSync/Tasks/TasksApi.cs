@@ -1,0 +1,235 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using ScheduleSync.Database;
+using ScheduleSync.Events;
+using ScheduleSync.Sync;
+
+namespace ScheduleSync.Tasks;
+
+/// <summary>A task as the API shows it: its fields plus the row's version (also the ETag) and metadata.</summary>
+internal sealed record TaskDto(
+    string Id, string Name, string? Description, string Schedule, string Timezone, string Command,
+    IReadOnlyDictionary<string, object> Args, bool Enabled, int? TimeoutSeconds, int MaxRetries, IReadOnlyList<string> Tags,
+    long Version, DateTime CreatedAt, DateTime UpdatedAt, string? UpdatedBy, string ContentHash)
+{
+    public static TaskDto From(StoredTask stored)
+    {
+        var t = stored.Task!;
+        return new TaskDto(t.Id, t.Name, t.Description, t.Schedule, t.Timezone, t.Command,
+            t.Args.ToDictionary(a => a.Key, a => a.Value.ToObject(), StringComparer.Ordinal), t.Enabled, t.TimeoutSeconds, t.MaxRetries,
+            t.Tags, stored.Version, stored.CreatedAt, stored.UpdatedAt, stored.UpdatedBy, t.ContentHash);
+    }
+}
+
+/// <summary>/api/tasks: CRUD through the same data layer and audit as everything else, then exported to the file.</summary>
+internal static class TasksApi
+{
+    public static IEndpointRouteBuilder MapTasks(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/tasks").WithTags("Tasks");
+        group.MapGet("/", List);
+        group.MapGet("/{id}", Get);
+        group.MapPost("/", Create);
+        group.MapPut("/{id}", Replace);
+        group.MapDelete("/{id}", Delete);
+        group.MapGet("/{id}/history", History);
+        group.MapGet("/{id}/next-runs", NextRuns);
+        return app;
+    }
+
+    private static async Task<Ok<List<TaskDto>>> List(TaskStore store, string? tag, bool? enabled, CancellationToken ct)
+    {
+        var tasks = await store.ListAsync(ct);
+        return TypedResults.Ok(tasks
+            .Where(t => t.Task is not null)
+            .Where(t => tag is null || t.Task!.Tags.Contains(tag))
+            .Where(t => enabled is null || t.Task!.Enabled == enabled)
+            .Select(TaskDto.From).ToList());
+    }
+
+    private static async Task<Results<Ok<TaskDto>, NotFound<ProblemDetails>, ProblemHttpResult>> Get(string id, TaskStore store, HttpContext http, CancellationToken ct)
+    {
+        var stored = await store.GetAsync(id, ct);
+        if (stored is null) return NotFound(id);
+        if (stored.Task is null)
+            return TypedResults.Problem($"task '{id}' is invalid in the database: {string.Join("; ", stored.Problems)}", statusCode: StatusCodes.Status500InternalServerError, title: "Invalid stored task");
+        http.Response.Headers.ETag = ETag(stored.Version);
+        return TypedResults.Ok(TaskDto.From(stored));
+    }
+
+    private static async Task<Results<Created<TaskDto>, ValidationProblem, Conflict<ProblemDetails>, ProblemHttpResult>> Create(
+        HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
+    {
+        var body = await ReadBodyAsync(http, ct);
+        if (body.Problem is not null) return body.Problem;
+        var (task, errors) = TaskInput.Parse(body.Json, null, coordinator.DefaultTimezone);
+        if (task is null) return TypedResults.ValidationProblem(errors, title: "The task is invalid; nothing was stored");
+        StoredTask stored;
+        try
+        {
+            stored = await store.CreateAsync(task, new ChangeContext("api", Actor(http)), ct);
+        }
+        catch (TaskExistsException e)
+        {
+            return TypedResults.Conflict(new ProblemDetails { Title = "Task exists", Detail = e.Message + "; use PUT to replace it", Status = StatusCodes.Status409Conflict });
+        }
+        events.Publish("task_changed", new { id = task.Id, action = "created", version = stored.Version, source = "api" });
+        await ExportAsync(http, coordinator, ct);
+        http.Response.Headers.ETag = ETag(stored.Version);
+        return TypedResults.Created($"/api/tasks/{Uri.EscapeDataString(task.Id)}", TaskDto.From(stored));
+    }
+
+    private static async Task<Results<Ok<TaskDto>, ValidationProblem, NotFound<ProblemDetails>, ProblemHttpResult>> Replace(
+        string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
+    {
+        var body = await ReadBodyAsync(http, ct);
+        if (body.Problem is not null) return body.Problem;
+        var (task, errors) = TaskInput.Parse(body.Json, id, coordinator.DefaultTimezone);
+        if (task is null) return TypedResults.ValidationProblem(errors, title: "The task is invalid; nothing was stored");
+        if (!TryIfMatch(http, out var expected, out var badIfMatch)) return badIfMatch!;
+        StoredTask stored;
+        try
+        {
+            stored = await store.UpdateAsync(task, expected, new ChangeContext("api", Actor(http)), ct);
+        }
+        catch (TaskNotFoundException)
+        {
+            return NotFound(id);
+        }
+        catch (VersionMismatchException e)
+        {
+            return PreconditionFailed(http, e);
+        }
+        events.Publish("task_changed", new { id, action = "updated", version = stored.Version, source = "api" });
+        await ExportAsync(http, coordinator, ct);
+        http.Response.Headers.ETag = ETag(stored.Version);
+        return TypedResults.Ok(TaskDto.From(stored));
+    }
+
+    private static async Task<Results<NoContent, NotFound<ProblemDetails>, ProblemHttpResult>> Delete(
+        string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
+    {
+        if (!TryIfMatch(http, out var expected, out var badIfMatch)) return badIfMatch!;
+        long version;
+        try
+        {
+            version = await store.DeleteAsync(id, expected, new ChangeContext("api", Actor(http)), ct);
+        }
+        catch (TaskNotFoundException)
+        {
+            return NotFound(id);
+        }
+        catch (VersionMismatchException e)
+        {
+            return PreconditionFailed(http, e);
+        }
+        events.Publish("task_changed", new { id, action = "deleted", version, source = "api" });
+        await ExportAsync(http, coordinator, ct);
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<Results<Ok<IReadOnlyList<AuditEntry>>, NotFound<ProblemDetails>>> History(string id, TaskStore store, int? limit, CancellationToken ct)
+    {
+        var entries = await store.HistoryAsync(id, Math.Clamp(limit ?? 200, 1, 10_000), ct);
+        return entries.Count == 0 ? NotFound(id) : TypedResults.Ok(entries);
+    }
+
+    private static async Task<Results<Ok<NextRunsDto>, NotFound<ProblemDetails>, ValidationProblem>> NextRuns(
+        string id, TaskStore store, TimeProvider time, int? count, CancellationToken ct)
+    {
+        var n = count ?? 5;
+        if (n is < 1 or > 1000)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["count"] = ["count must be between 1 and 1000"] });
+        var stored = await store.GetAsync(id, ct);
+        if (stored?.Task is not { } task) return NotFound(id);
+        TaskRules.TryFindTimeZone(task.Timezone, out var zone);
+        var cron = TaskRules.ParseSchedule(task.Schedule);
+        var runs = new List<DateTimeOffset>(n);
+        var from = time.GetUtcNow().UtcDateTime;
+        while (runs.Count < n && cron.GetNextOccurrence(from, zone) is { } next)
+        {
+            runs.Add(TimeZoneInfo.ConvertTime(new DateTimeOffset(next, TimeSpan.Zero), zone));
+            from = next;
+        }
+        return TypedResults.Ok(new NextRunsDto(task.Id, task.Schedule, task.Timezone, runs));
+    }
+
+    internal sealed record NextRunsDto(string Id, string Schedule, string Timezone, IReadOnlyList<DateTimeOffset> Runs);
+
+    /// <summary>
+    /// The database change is committed; now it is written to the file by a sync that starts after it (coalesced with
+    /// other writes). When the file can't be written (invalid, being edited), the response says the export is pending.
+    /// </summary>
+    private static async Task ExportAsync(HttpContext http, SyncCoordinator coordinator, CancellationToken ct)
+    {
+        string? pending;
+        try
+        {
+            var result = await coordinator.RequestAsync("api", ct);
+            pending = result.Status switch
+            {
+                SyncStatus.InvalidFile => "file invalid; exported once it is valid again",
+                SyncStatus.Refused => "sync refused: " + result.Error,
+                _ => null,
+            };
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            pending = "sync failed: " + e.Message;
+        }
+        http.Response.Headers["ScheduleSync-Export"] = pending is null ? "done" : "pending; " + pending;
+    }
+
+    private static string Actor(HttpContext http) =>
+        http.Request.Headers["X-Actor"] is { Count: > 0 } actor && actor[0] is { Length: > 0 and <= 100 } name
+            ? "api:" + name
+            : "api";
+
+    private static string ETag(long version) => $"\"{version.ToString(CultureInfo.InvariantCulture)}\"";
+
+    private static bool TryIfMatch(HttpContext http, out long? expected, out ProblemHttpResult? problem)
+    {
+        expected = null;
+        problem = null;
+        var header = http.Request.Headers.IfMatch.ToString();
+        if (header.Length == 0 || header == "*") return true;
+        if (long.TryParse(header.Trim().TrimStart('W', '/').Trim('"'), NumberStyles.None, CultureInfo.InvariantCulture, out var v))
+        {
+            expected = v;
+            return true;
+        }
+        problem = TypedResults.Problem($"If-Match '{header}' is not a version ETag such as \"3\"", statusCode: StatusCodes.Status400BadRequest, title: "Bad If-Match");
+        return false;
+    }
+
+    private static ProblemHttpResult PreconditionFailed(HttpContext http, VersionMismatchException e)
+    {
+        http.Response.Headers.ETag = ETag(e.Actual);
+        return TypedResults.Problem(e.Message + "; reload it and try again", statusCode: StatusCodes.Status412PreconditionFailed, title: "Stale version");
+    }
+
+    private static NotFound<ProblemDetails> NotFound(string id) =>
+        TypedResults.NotFound(new ProblemDetails { Title = "Not found", Detail = $"task '{id}' does not exist", Status = StatusCodes.Status404NotFound });
+
+    internal readonly record struct Body(JsonElement Json, ProblemHttpResult? Problem);
+
+    /// <summary>Reads the body as JSON; a malformed or oversized body becomes a problem response.</summary>
+    internal static async Task<Body> ReadBodyAsync(HttpContext http, CancellationToken ct)
+    {
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(http.Request.Body, new JsonDocumentOptions { MaxDepth = 16 }, ct);
+            return new Body(document.RootElement.Clone(), null);
+        }
+        catch (JsonException e)
+        {
+            return new Body(default, TypedResults.Problem($"the body is not valid JSON: {e.Message}", statusCode: StatusCodes.Status400BadRequest, title: "Malformed JSON"));
+        }
+        catch (BadHttpRequestException e)
+        {
+            return new Body(default, TypedResults.Problem(e.Message, statusCode: e.StatusCode, title: "Bad request"));
+        }
+    }
+}
