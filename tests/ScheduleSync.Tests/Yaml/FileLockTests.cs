@@ -14,6 +14,8 @@ public sealed class FileLockTests : IDisposable
         fcntl.flock(f, fcntl.LOCK_EX)
         print('locked', flush=True)
         time.sleep(float(sys.argv[2]))
+        open(sys.argv[3], 'w').close()
+        fcntl.flock(f, fcntl.LOCK_UN)
         """;
 
     private const string PythonTryLock = """
@@ -39,15 +41,22 @@ public sealed class FileLockTests : IDisposable
     [Fact]
     public void Write_waits_for_a_flock1_holder_and_then_succeeds()
     {
+        // The holder creates a marker file just before it lets go of the lock: seeing the marker from inside our
+        // locked section proves the write waited, with no timing involved.
+        string released = _folder.File("released");
         var store = new ConfigFileStore(_file);
-        using var holder = Processes.Start("flock", _file + ".lock", "-c", "echo locked; exec sleep 1");
+        using var holder = Processes.Start("flock", _file + ".lock", "-c", $"echo locked; sleep 2; touch '{released}'");
         Assert.Equal("locked", Processes.WaitForLine(holder));
+        Assert.False(File.Exists(released), "the machine is too slow for this test: the holder already finished");
 
-        var clock = Stopwatch.StartNew();
-        store.Update(_ => "version: 1\ntasks: {}\n# written after the wait\n");
+        bool sawRelease = false;
+        store.Update(_ =>
+        {
+            sawRelease = File.Exists(released);
+            return "version: 1\ntasks: {}\n# written after the wait\n";
+        });
 
-        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(700), $"the write did not wait: {clock.Elapsed}");
-        Assert.True(holder.WaitForExit(0), "the write finished while flock(1) still held the lock");
+        Assert.True(sawRelease, "the write ran while flock(1) held the lock");
         Assert.EndsWith("# written after the wait\n", File.ReadAllText(_file), StringComparison.Ordinal);
     }
 
@@ -81,15 +90,20 @@ public sealed class FileLockTests : IDisposable
     [PythonFact]
     public void Write_waits_for_a_python_fcntl_flock_holder_and_then_succeeds()
     {
+        string released = _folder.File("released");
         var store = new ConfigFileStore(_file);
-        using var holder = Processes.Start("python3", "-c", PythonHolder, _file + ".lock", "1");
+        using var holder = Processes.Start("python3", "-c", PythonHolder, _file + ".lock", "2", released);
         Assert.Equal("locked", Processes.WaitForLine(holder));
+        Assert.False(File.Exists(released), "the machine is too slow for this test: the holder already finished");
 
-        var clock = Stopwatch.StartNew();
-        store.Update(_ => "after: python\n");
+        bool sawRelease = false;
+        store.Update(_ =>
+        {
+            sawRelease = File.Exists(released);
+            return "after: python\n";
+        });
 
-        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(700), $"the write did not wait: {clock.Elapsed}");
-        Assert.True(holder.WaitForExit(0));
+        Assert.True(sawRelease, "the write ran while Python held the lock");
         Assert.Equal("after: python\n", File.ReadAllText(_file));
     }
 
