@@ -42,10 +42,10 @@ public sealed class FileStoreException : IOException
 
     private static string Format(string filePath, string step, string stepPath, string cause, bool targetUnchanged)
     {
-        string where = stepPath == filePath ? $"'{filePath}'" : $"'{filePath}' (at '{stepPath}')";
+        string where = stepPath == filePath ? "" : $" (at '{stepPath}')";
         string outcome = targetUnchanged
             ? "The file is unchanged."
             : "The new content was already renamed into place; it may not be durable or may have been changed since.";
-        return $"Safe write of {where} failed at step '{step}': {cause}. {outcome}";
+        return $"'{filePath}': step '{step}' failed{where}: {cause}. {outcome}";
     }
 }
