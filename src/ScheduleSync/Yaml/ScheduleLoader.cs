@@ -156,14 +156,16 @@ internal static partial class ScheduleLoader
                 if (_invalidTaskIds.Contains(draft.Id)) task = null;
                 entries.Add(new TaskEntry(draft.Id, task, keyIndex, endIndex, line, column));
             }
-            _problems.Sort((a, b) => a.Line != b.Line ? a.Line.CompareTo(b.Line) : a.Column.CompareTo(b.Column));
+            // OrderBy is stable: problems at one position keep the order they were found in (List.Sort is not, and
+            // moved e.g. the "stopped after N problems" note before the problem it follows).
+            var problems = _problems.OrderBy(p => p.Line).ThenBy(p => p.Column).ToList();
             return new ScheduleDocument
             {
                 Path = path,
                 Text = text,
                 DefaultTimezone = _defaultTimezone,
                 Entries = entries,
-                Problems = _problems,
+                Problems = problems,
                 Tasks = _tasks,
             };
         }
