@@ -82,7 +82,10 @@ internal static partial class TaskRules
         zone = TimeZoneInfo.Utc;
         if (id.Length == 0 || id.Length > 64 || id.Contains("..", StringComparison.Ordinal))
             return false;
-        if (!TimeZoneInfo.TryFindSystemTimeZoneById(id, out var found) || !found.HasIanaId)
+        // The id must match exactly: TimeZoneInfo caches zones case-insensitively, so without the ordinal compare
+        // "Europe/berlin" was refused or accepted depending on whether "Europe/Berlin" had been looked up before.
+        if (!TimeZoneInfo.TryFindSystemTimeZoneById(id, out var found) || !found.HasIanaId
+            || !string.Equals(found.Id, id, StringComparison.Ordinal))
             return false;
         zone = found;
         return true;

@@ -38,6 +38,9 @@ internal static partial class ScheduleLoader
         limits ??= LoaderLimits.Default;
         if (bytes.Length > limits.MaxFileBytes)
             return Failed(path, "", new YamlProblem(1, 1, $"the file is {bytes.Length:N0} bytes; the limit is {limits.MaxFileBytes:N0} bytes"));
+        // YAML allows a byte order mark at the start of the stream; left in, the parser reads it as part of the first key.
+        if (bytes.StartsWith("\uFEFF"u8))
+            bytes = bytes[3..];
         if (!TryDecodeUtf8(bytes, out var text, out var problem))
             return Failed(path, "", problem!);
         return Parse(text, path, limits);
@@ -120,6 +123,7 @@ internal static partial class ScheduleLoader
         private readonly List<YamlProblem> _problems = [];
         private readonly List<(TaskDraft Draft, int KeyIndex, int EndIndex, int Line, int Column)> _drafts = [];
         private readonly Dictionary<string, (int Line, int Column)> _fieldMarks = [];
+        private readonly HashSet<string> _invalidTaskIds = new(StringComparer.Ordinal);
         private readonly Parser _parser = new(new StringReader(text));
         private ParsingEvent _current = null!;
         private int _lastEnd;
@@ -147,16 +151,21 @@ internal static partial class ScheduleLoader
                     var (l, c) = _fieldMarks.TryGetValue(draft.Id + "\0" + field, out var mark) ? mark : (line, column);
                     Report(l, c, $"task '{draft.Id}': {message}", draft.Id, abortWhenFull: false);
                 });
+                // A field the walker refused (wrong type, unknown, duplicate, tagged) left the draft with a default
+                // in its place: such a task must not pass as valid (on_invalid: skip_task would sync the default).
+                if (_invalidTaskIds.Contains(draft.Id)) task = null;
                 entries.Add(new TaskEntry(draft.Id, task, keyIndex, endIndex, line, column));
             }
-            _problems.Sort((a, b) => a.Line != b.Line ? a.Line.CompareTo(b.Line) : a.Column.CompareTo(b.Column));
+            // OrderBy is stable: problems at one position keep the order they were found in (List.Sort is not, and
+            // moved e.g. the "stopped after N problems" note before the problem it follows).
+            var problems = _problems.OrderBy(p => p.Line).ThenBy(p => p.Column).ToList();
             return new ScheduleDocument
             {
                 Path = path,
                 Text = text,
                 DefaultTimezone = _defaultTimezone,
                 Entries = entries,
-                Problems = _problems,
+                Problems = problems,
                 Tasks = _tasks,
             };
         }
@@ -165,6 +174,8 @@ internal static partial class ScheduleLoader
 
         private void Report(int line, int column, string message, string? taskId, bool abortWhenFull = true)
         {
+            // Recorded even when the problem list is full and the message itself is dropped.
+            if (taskId is not null) _invalidTaskIds.Add(taskId);
             if (_problems.Count >= limits.MaxProblems)
             {
                 if (abortWhenFull) throw new AbortException();
@@ -439,7 +450,10 @@ internal static partial class ScheduleLoader
             if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return []; }
             if (_current is not SequenceStart || !CheckNodeProperties(_current))
             {
-                if (_current is not SequenceStart && _current is not AnchorAlias)
+                // An alias is reported as one (SkipNode does not look at node properties); before, it vanished silently.
+                if (_current is AnchorAlias)
+                    CheckNodeProperties(_current);
+                else if (_current is not SequenceStart)
                     Report(_current.Start, $"{what} must be a list of tags, such as [ops, backup]; got {Kind(_current)}");
                 SkipNode();
                 return null;
@@ -462,7 +476,9 @@ internal static partial class ScheduleLoader
             scalar = null!;
             if (_current is not Scalar s)
             {
-                if (_current is not AnchorAlias)
+                if (_current is AnchorAlias)
+                    CheckNodeProperties(_current);
+                else
                     Report(_current.Start, $"{what} must be a single value, not a {Kind(_current)}");
                 SkipNode();
                 return false;
@@ -535,7 +551,11 @@ internal static partial class ScheduleLoader
         private bool ExpectMapping(string what, string expected)
         {
             if (_current is MappingStart && CheckNodeProperties(_current)) return true;
-            if (_current is not MappingStart && _current is not AnchorAlias)
+            if (_current is AnchorAlias)
+            {
+                CheckNodeProperties(_current);
+            }
+            else if (_current is not MappingStart)
             {
                 var got = _current is Scalar s ? Describe(Resolve(s), s) : "a " + Kind(_current);
                 Report(_current.Start, $"{what} must be {expected}; got {got}");
