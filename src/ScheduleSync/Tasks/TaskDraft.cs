@@ -20,6 +20,9 @@ internal sealed class TaskDraft
     public long? MaxRetries { get; set; }
     public List<string>? Tags { get; set; }
 
+    /// <summary>Fields the source gave but could not read (wrong type): not reported again as missing.</summary>
+    public HashSet<string> Unreadable { get; } = new(StringComparer.Ordinal);
+
     /// <summary>
     /// Checks every rule and reports each problem as (field, message); field is "" for the task as a whole.
     /// Returns the normalised task, or null when anything was reported.
@@ -37,11 +40,16 @@ internal sealed class TaskDraft
         Check("id", TaskRules.CheckId(Id));
         if (Name is not null) Check("name", TaskRules.CheckName(Name));
         if (Description is not null) Check("description", TaskRules.CheckDescription(Description));
-        if (Schedule is null) Check("schedule", "schedule is required (a cron expression such as \"0 3 * * *\" or a macro such as @daily)");
-        else Check("schedule", TaskRules.CheckSchedule(Schedule));
+        foreach (var (field, text) in new[] { ("name", Name), ("description", Description), ("schedule", Schedule), ("timezone", Timezone), ("command", Command) })
+            if (text is not null && text.Contains('\0', StringComparison.Ordinal)) Check(field, $"{field} must not contain the NUL character (\\0)");
+        if (Args is not null)
+            foreach (var (key, value) in Args)
+                if (key.Contains('\0', StringComparison.Ordinal) || value.Text.Contains('\0', StringComparison.Ordinal)) Check("args", $"args.{key.Replace("\0", "\\0", StringComparison.Ordinal)} must not contain the NUL character (\\0)");
+        if (Schedule is not null) Check("schedule", TaskRules.CheckSchedule(Schedule));
+        else if (!Unreadable.Contains("schedule")) Check("schedule", "schedule is required (a cron expression such as \"0 3 * * *\" or a macro such as @daily)");
         if (Timezone is not null) Check("timezone", TaskRules.CheckTimezone(Timezone));
-        if (Command is null) Check("command", "command is required");
-        else Check("command", TaskRules.CheckCommand(Command));
+        if (Command is not null) Check("command", TaskRules.CheckCommand(Command));
+        else if (!Unreadable.Contains("command")) Check("command", "command is required");
         if (Args is not null)
             foreach (var key in Args.Keys)
                 Check("args", TaskRules.CheckArgKey(key));
@@ -57,7 +65,7 @@ internal sealed class TaskDraft
             }
         }
 
-        if (!ok) return null;
+        if (!ok || Unreadable.Count > 0) return null;
         return new TaskDefinition
         {
             Id = Id,

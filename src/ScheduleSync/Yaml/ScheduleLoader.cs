@@ -200,9 +200,27 @@ internal static partial class ScheduleLoader
             catch (YamlException e)
             {
                 _taskId = null;
-                Report(e.Start, "YAML syntax error: " + CleanMessage(e.Message));
+                var message = "YAML syntax error: " + CleanMessage(e.Message);
+                // The parser places a tab-indentation error at the enclosing mapping; point at the first tab that indents a line instead.
+                if (e.Message.Contains("tab", StringComparison.OrdinalIgnoreCase) && FirstIndentingTab() is { } tab)
+                    Report(tab.Line, tab.Column, message + "; indent with spaces, not tabs", null);
+                else
+                    Report(e.Start, message);
                 throw new AbortException();
             }
+        }
+
+        private (int Line, int Column)? FirstIndentingTab()
+        {
+            var line = 1;
+            foreach (var content in text.AsSpan().EnumerateLines())
+            {
+                var indent = content.Length - content.TrimStart().Length;
+                var at = content[..indent].IndexOf('\t');
+                if (at >= 0 && indent < content.Length) return (line, at + 1);
+                line++;
+            }
+            return null;
         }
 
         private static string CleanMessage(string message)
@@ -386,9 +404,9 @@ internal static partial class ScheduleLoader
                 {
                     case "name": if (TryString(what, out var name, out _)) draft.Name = name; break;
                     case "description": if (TryString(what, out var description, out _)) draft.Description = description; break;
-                    case "schedule": if (TryString(what, out var schedule, out _)) draft.Schedule = schedule; break;
+                    case "schedule": if (TryString(what, out var schedule, out _)) draft.Schedule = schedule; else draft.Unreadable.Add(field); break;
                     case "timezone": if (TryString(what, out var zone, out _)) draft.Timezone = zone; break;
-                    case "command": if (TryString(what, out var command, out _)) draft.Command = command; break;
+                    case "command": if (TryString(what, out var command, out _)) draft.Command = command; else draft.Unreadable.Add(field); break;
                     case "enabled": if (TryBool(what, out var enabled)) draft.Enabled = enabled; break;
                     case "timeout_seconds": if (TryInt(what, out var timeout)) draft.TimeoutSeconds = timeout; break;
                     case "max_retries": if (TryInt(what, out var retries)) draft.MaxRetries = retries; break;
@@ -447,6 +465,7 @@ internal static partial class ScheduleLoader
 
         private List<string>? ReadTags(string what)
         {
+            if (SkippedForProperties()) return null;
             if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return []; }
             if (_current is not SequenceStart || !CheckNodeProperties(_current))
             {
@@ -474,6 +493,7 @@ internal static partial class ScheduleLoader
         private bool TryScalar(string what, out Scalar scalar)
         {
             scalar = null!;
+            if (SkippedForProperties()) return false;
             if (_current is not Scalar s)
             {
                 if (_current is AnchorAlias)
@@ -550,6 +570,7 @@ internal static partial class ScheduleLoader
 
         private bool ExpectMapping(string what, string expected)
         {
+            if (SkippedForProperties()) return false;
             if (_current is MappingStart && CheckNodeProperties(_current)) return true;
             if (_current is AnchorAlias)
             {
@@ -562,6 +583,18 @@ internal static partial class ScheduleLoader
             }
             SkipNode();
             return false;
+        }
+
+        /// <summary>
+        /// Reports and skips the current node when it carries an anchor or an explicit tag, whatever its type: such a
+        /// node is refused for that, before any type error (an anchored list where a mapping belongs is an anchor problem).
+        /// </summary>
+        private bool SkippedForProperties()
+        {
+            if (_current is not NodeEvent node || (node.Anchor.IsEmpty && (node.Tag.IsEmpty || node.Tag.IsNonSpecific))) return false;
+            CheckNodeProperties(node);
+            SkipNode();
+            return true;
         }
 
         /// <summary>Refuses anchors, aliases and explicit tags on a node; reports and returns false when present.</summary>

@@ -555,9 +555,8 @@ public class ScheduleLoaderTests
         Assert.Equal((3, 26), (problem.Line, problem.Column));
     }
 
-    // BUG (not fixed, see report): YamlDotNet reports "invalid tab as indentation" at the start of the enclosing
-    // mapping (1:1) instead of at the tab; a person editing in vim is sent to the wrong line.
-    [Fact(Skip = "BUG: a tab used as indentation is reported at 1:1, not at the tab (line 4, column 1)")]
+    // YamlDotNet places "invalid tab as indentation" at the enclosing mapping (1:1); the loader points at the tab.
+    [Fact]
     public void Tab_used_as_indentation_is_reported_at_the_tab()
     {
         var document = Parse("tasks:\n  t:\n    schedule: \"@daily\"\n\tcommand: run\n");
@@ -567,9 +566,8 @@ public class ScheduleLoaderTests
         Assert.Contains("tab", problem.Message, StringComparison.Ordinal);
     }
 
-    // BUG (not fixed, see report): PostgreSQL text cannot hold U+0000; a "\0" escape passes validation and would only
-    // fail later, at the database, without a file position.
-    [Fact(Skip = "BUG: a NUL character (\"\\0\" escape) in a text field is accepted; PostgreSQL text cannot store it")]
+    // PostgreSQL text cannot hold U+0000: it is refused in the file, with its position, not later at the database.
+    [Fact]
     public void Nul_character_in_a_text_field_is_reported_at_the_value()
     {
         var document = Parse(TaskWith("    name: \"a\\0b\""));
