@@ -87,7 +87,7 @@ internal static partial class ScheduleLoader
     private static partial Regex Float();
     [GeneratedRegex(@"^([-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))$", RegexOptions.CultureInvariant)]
     private static partial Regex SpecialFloat();
-    [GeneratedRegex("^(y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^(yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$", RegexOptions.CultureInvariant)]
     private static partial Regex Yaml11Bool();
 
     internal enum PlainKind { Null, Bool, Int, NonDecimalInt, Float, SpecialFloat, Yaml11Bool, String }
@@ -285,7 +285,7 @@ internal static partial class ScheduleLoader
             keyEvent = _current as Scalar;
             if (keyEvent is null || !CheckNodeProperties(_current))
             {
-                if (keyEvent is null) Report(_current.Start, $"a {what} must be a plain text key, not a {Kind(_current)}");
+                if (keyEvent is null) Report(_current.Start, $"a {what} must be a plain text key, not {Kind(_current)}");
                 SkipNode();
                 SkipNode();
                 return false;
@@ -499,7 +499,7 @@ internal static partial class ScheduleLoader
                 if (_current is AnchorAlias)
                     CheckNodeProperties(_current);
                 else
-                    Report(_current.Start, $"{what} must be a single value, not a {Kind(_current)}");
+                    Report(_current.Start, $"{what} must be a single value, not {Kind(_current)}");
                 SkipNode();
                 return false;
             }
@@ -578,7 +578,7 @@ internal static partial class ScheduleLoader
             }
             else if (_current is not MappingStart)
             {
-                var got = _current is Scalar s ? Describe(Resolve(s), s) : "a " + Kind(_current);
+                var got = _current is Scalar s ? Describe(Resolve(s), s) : Kind(_current);
                 Report(_current.Start, $"{what} must be {expected}; got {got}");
             }
             SkipNode();
@@ -650,10 +650,10 @@ internal static partial class ScheduleLoader
 
         private static string Kind(ParsingEvent e) => e switch
         {
-            MappingStart => "mapping",
-            SequenceStart => "list",
-            Scalar => "single value",
-            AnchorAlias => "alias",
+            MappingStart => "a mapping",
+            SequenceStart => "a list",
+            Scalar => "a single value",
+            AnchorAlias => "an alias",
             _ => e.GetType().Name,
         };
     }

@@ -156,7 +156,7 @@ public class ScheduleLoaderTests
         { "    tags: [ops, ops]", 11, "tag 'ops' is listed twice" },
         { "    tags: ops", 11, "tags must be a list of tags, such as [ops, backup]" },
         { "    tags: [1]", 12, "must be text, got the number 1" },
-        { "    tags: [x, y]", 15, "tags must be text, got 'y'; put it in quotes" },
+        { "    tags: [x, on]", 15, "tags must be text, got 'on'; put it in quotes" },
         // unknown field, with a did-you-mean hint for a typo
         { "    shedule: \"0 3 * * *\"", 5, "unknown field 'shedule' (did you mean 'schedule'?)" },
         { "    enable: true", 5, "unknown field 'enable' (did you mean 'enabled'?)" },
