@@ -230,7 +230,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             await command.ExecuteNonQueryAsync(ct);
         }
         if (deletes.Count > 0)
-            await ExecuteAsync(connection, tx, "DELETE FROM sync_base WHERE task_id = ANY($1)", ct, deletes.ToArray());
+            await ExecuteAsync(connection, tx, "DELETE FROM sync_base WHERE task_id = ANY($1)", ct, (object)deletes.ToArray());
     }
 
     private static async Task InsertConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> conflicts, long run, CancellationToken ct)
@@ -257,11 +257,11 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             UPDATE sync_conflicts SET status = 'resolved', choice = 'auto_closed', result = base_result.content, resolved_by = 'schedsync', resolved_at = now()
             FROM (SELECT task_id, content FROM sync_base) AS base_result
             WHERE sync_conflicts.status = 'open' AND sync_conflicts.task_id = ANY($1) AND base_result.task_id = sync_conflicts.task_id
-            """, ct, closed.Select(c => c.Id).ToArray());
+            """, ct, (object)closed.Select(c => c.Id).ToArray());
         // A conflict closed because the task is gone from both sides has no base left.
         await ExecuteAsync(connection, tx,
             "UPDATE sync_conflicts SET status = 'resolved', choice = 'auto_closed', resolved_by = 'schedsync', resolved_at = now() WHERE status = 'open' AND task_id = ANY($1)",
-            ct, closed.Select(c => c.Id).ToArray());
+            ct, (object)closed.Select(c => c.Id).ToArray());
     }
 
     private static async Task<long> StartRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, CancellationToken ct)
@@ -306,6 +306,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             ct, result.ChecksumAfter!);
     }
 
+    /// <summary>Runs a statement with positional parameters. An array meant as ONE parameter must be passed as (object)array.</summary>
     internal static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string sql, CancellationToken ct, params object[] parameters)
     {
         await using var command = new NpgsqlCommand(sql, connection, tx);

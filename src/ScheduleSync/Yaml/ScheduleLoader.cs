@@ -193,6 +193,8 @@ internal static partial class ScheduleLoader
         {
             try
             {
+                // Every event passed over marks where content ends (for the task spans write-back replaces).
+                if (_current is not null) Track(_current);
                 if (!_parser.MoveNext())
                     throw new AbortException();
                 _current = _parser.Current!;
@@ -485,7 +487,6 @@ internal static partial class ScheduleLoader
                 if (TryString(what, out var tag, out _)) tags.Add(tag);
                 else ok = false;
             }
-            Track(_current);
             Next();
             return ok ? tags : null;
         }
@@ -505,7 +506,6 @@ internal static partial class ScheduleLoader
             }
             if (!CheckNodeProperties(s)) { SkipNode(); return false; }
             scalar = s;
-            Track(s);
             Next();
             return true;
         }
@@ -635,7 +635,6 @@ internal static partial class ScheduleLoader
                         depth--;
                         break;
                 }
-                Track(_current);
                 Next();
             }
             while (depth > 0);
@@ -643,9 +642,12 @@ internal static partial class ScheduleLoader
 
         private void Track(ParsingEvent e)
         {
-            // Block collections end where the next token starts; only scalars and flow ends mark real content.
-            if (e is Scalar or AnchorAlias || (e is MappingEnd or SequenceEnd && e.End.Index > e.Start.Index))
+            // Block collections end where the next token starts, so only scalars and flow ends mark real content.
+            // The parser gives a flow end ('}' or ']') an empty span at the bracket: the content ends after it.
+            if (e is Scalar or AnchorAlias)
                 _lastEnd = Math.Max(_lastEnd, (int)e.End.Index);
+            else if (e is MappingEnd or SequenceEnd && e.Start.Index < text.Length && text[(int)e.Start.Index] is '}' or ']')
+                _lastEnd = Math.Max(_lastEnd, (int)e.Start.Index + 1);
         }
 
         private static string Kind(ParsingEvent e) => e switch
