@@ -181,6 +181,43 @@ internal static class Migrations
             CREATE TRIGGER scheduled_tasks_after_truncate AFTER TRUNCATE ON scheduled_tasks
                 FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_after_truncate();
             """),
+        (2, "audit and count id renames made with plain SQL", """
+            -- An UPDATE that changes a task's id has no old row with the same id: audit it as a delete of the old id
+            -- and a create of the new one, so the change counter moves and the rename reaches the file.
+            CREATE OR REPLACE FUNCTION scheduled_tasks_after_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                changed bigint;
+                counter bigint;
+                src text := coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql');
+                who text := coalesce(nullif(current_setting('schedsync.actor', true), ''), 'sql:' || session_user);
+                run bigint := nullif(current_setting('schedsync.sync_run', true), '')::bigint;
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT n.id, 'create', src, who, NULL, to_jsonb(n) - 'created_at' - 'updated_at', run FROM new_rows n;
+                ELSIF TG_OP = 'UPDATE' THEN
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT n.id, 'update', src, who, to_jsonb(o) - 'created_at' - 'updated_at', to_jsonb(n) - 'created_at' - 'updated_at', run
+                    FROM new_rows n JOIN old_rows o ON o.id = n.id
+                    WHERE n.version <> o.version
+                    UNION ALL
+                    SELECT o.id, 'delete', src, who, to_jsonb(o) - 'created_at' - 'updated_at', NULL, run
+                    FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)
+                    UNION ALL
+                    SELECT n.id, 'create', src, who, NULL, to_jsonb(n) - 'created_at' - 'updated_at', run
+                    FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.id = n.id);
+                ELSE
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT o.id, 'delete', src, who, to_jsonb(o) - 'created_at' - 'updated_at', NULL, run FROM old_rows o;
+                END IF;
+                GET DIAGNOSTICS changed = ROW_COUNT;
+                IF changed > 0 THEN
+                    UPDATE sync_state SET change_counter = change_counter + 1 WHERE id = 1 RETURNING change_counter INTO counter;
+                    PERFORM pg_notify('schedsync_changes', counter::text);
+                END IF;
+                RETURN NULL;
+            END $$;
+            """),
     ];
 
     public static int Latest => All[^1].Version;

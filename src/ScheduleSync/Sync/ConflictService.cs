@@ -98,8 +98,17 @@ internal sealed class ConflictService(SyncRunner runner)
         }
         else
         {
-            await TaskStore.UpsertManyAsync(connection, tx, [result], actor, ct);
+            var changed = await TaskStore.UpsertManyAsync(connection, tx, [result], actor, ct);
             await SyncRunner.WriteBaseAsync(connection, tx, [result], [], ct);
+            if (changed == 0)
+            {
+                // The database already holds the result (keep_db): the trigger audits nothing, so record the decision.
+                await SyncRunner.ExecuteAsync(connection, tx, """
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after)
+                    SELECT id, 'update', 'resolve', $2, to_jsonb(t) - 'created_at' - 'updated_at', to_jsonb(t) - 'created_at' - 'updated_at'
+                    FROM scheduled_tasks t WHERE id = $1
+                    """, ct, conflict.TaskId, actor);
+            }
         }
         await SyncRunner.ExecuteAsync(connection, tx, """
             UPDATE sync_conflicts SET status = 'resolved', choice = $2, result = $3::jsonb, resolved_by = $4, resolved_at = now() WHERE id = $1
