@@ -46,9 +46,12 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         return await ListAsync(connection, null, ct);
     }
 
-    public static async Task<IReadOnlyList<StoredTask>> ListAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct = default)
+    /// <summary>All tasks, or only those with the given ids.</summary>
+    public static async Task<IReadOnlyList<StoredTask>> ListAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct = default, IReadOnlyCollection<string>? ids = null)
     {
-        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM scheduled_tasks ORDER BY id", connection, tx);
+        await using var command = new NpgsqlCommand(
+            $"SELECT {Columns}, content_hash FROM scheduled_tasks {(ids is null ? "" : "WHERE id = ANY($1)")} ORDER BY id", connection, tx);
+        if (ids is not null) command.Parameters.Add(new NpgsqlParameter { Value = ids.ToArray() });
         await using var reader = await command.ExecuteReaderAsync(ct);
         var tasks = new List<StoredTask>();
         while (await reader.ReadAsync(ct))
@@ -58,7 +61,7 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
 
     public async Task<StoredTask?> GetAsync(string id, CancellationToken ct = default)
     {
-        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM scheduled_tasks WHERE id = $1");
+        await using var command = dataSource.CreateCommand($"SELECT {Columns}, content_hash FROM scheduled_tasks WHERE id = $1");
         command.Parameters.Add(new NpgsqlParameter { Value = id });
         await using var reader = await command.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? Read(reader) : null;
@@ -75,7 +78,7 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
             await using var command = new NpgsqlCommand($"""
                 INSERT INTO scheduled_tasks (id, name, description, schedule, timezone, command, args, enabled, timeout_seconds, max_retries, tags, content_hash, updated_by)
                 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)
-                RETURNING {Columns}
+                RETURNING {Columns}, content_hash
                 """, connection, tx);
             AddTaskParameters(command, task, context.Actor);
             var stored = await ReadOneAsync(command, ct);
@@ -104,7 +107,7 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
             UPDATE scheduled_tasks SET name = $2, description = $3, schedule = $4, timezone = $5, command = $6, args = $7::jsonb,
                 enabled = $8, timeout_seconds = $9, max_retries = $10, tags = $11, content_hash = $12, updated_by = $13
             WHERE id = $1
-            RETURNING {Columns}
+            RETURNING {Columns}, content_hash
             """, connection, tx);
         AddTaskParameters(command, task, context.Actor);
         var stored = await ReadOneAsync(command, ct);
@@ -126,6 +129,17 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         await command.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
         return current;
+    }
+
+    /// <summary>Every task's id and stored content hash (null after a plain-SQL change): what a sync compares first.</summary>
+    public static async Task<Dictionary<string, string?>> ListHashesAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT id, content_hash FROM scheduled_tasks", connection, tx);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var hashes = new Dictionary<string, string?>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            hashes[reader.GetString(0)] = reader.IsDBNull(1) ? null : reader.GetString(1);
+        return hashes;
     }
 
     /// <summary>
@@ -253,6 +267,8 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
             Tags = [.. reader.GetFieldValue<string[]>(10)],
         };
         var task = draft.Build("UTC", (field, message) => problems.Add(message));
+        // The hash stored with the row (the trigger clears it whenever plain SQL changes the content) saves recomputing it.
+        if (task is not null && !reader.IsDBNull(15)) task.AdoptStoredHash(reader.GetString(15));
         return new StoredTask(id, problems.Count == 0 ? task : null, reader.GetInt64(11), reader.GetFieldValue<DateTime>(12),
             reader.GetFieldValue<DateTime>(13), reader.IsDBNull(14) ? null : reader.GetString(14), problems);
     }

@@ -84,10 +84,10 @@ internal sealed class ConflictService(SyncRunner runner)
         var yaml = document.Entries.FirstOrDefault(e => e.Id == conflict.TaskId);
         if (yaml is { Task: null })
             throw new ResolutionException($"task '{conflict.TaskId}' is invalid in {_store.ConfigPath}; fix it before resolving");
-        var stored = (await TaskStore.ListAsync(connection, tx, ct)).FirstOrDefault(s => s.Id == conflict.TaskId);
+        var stored = (await TaskStore.ListAsync(connection, tx, ct, [conflict.TaskId])).FirstOrDefault();
         if (stored is { Task: null })
             throw new ResolutionException($"task '{conflict.TaskId}' is invalid in the database; fix it before resolving");
-        var bases = await SyncRunner.ReadBaseAsync(connection, tx, ct);
+        var bases = await SyncRunner.ReadBaseAsync(connection, tx, ct, [conflict.TaskId]);
 
         var result = Decide(conflict.TaskId, choice, yaml?.Task, stored?.Task, bases.GetValueOrDefault(conflict.TaskId), fields);
         await TaskStore.SetContextAsync(connection, tx, new ChangeContext("resolve", actor), ct);

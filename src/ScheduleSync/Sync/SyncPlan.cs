@@ -79,4 +79,11 @@ public sealed record SyncInputs(
     IReadOnlyDictionary<string, TaskDefinition> Base,
     IReadOnlySet<string> YamlInvalid,
     IReadOnlySet<string> DatabaseInvalid,
-    IReadOnlySet<string> OpenConflicts);
+    IReadOnlySet<string> OpenConflicts)
+{
+    /// <summary>How many tasks the file has in all, when <see cref="Yaml"/> holds only those worth planning (mass-delete guard).</summary>
+    public int? YamlTotal { get; init; }
+
+    /// <summary>How many tasks the database has in all, when <see cref="Database"/> holds only those worth planning.</summary>
+    public int? DatabaseTotal { get; init; }
+}

@@ -84,8 +84,8 @@ public static class SyncPlanner
     {
         var fromDatabase = actions.Count(a => a.Kind == SyncActionKind.ImportDelete);
         var fromFile = actions.Count(a => a.Kind == SyncActionKind.ExportRemove);
-        return Check("database", fromDatabase, inputs.Database.Count + inputs.DatabaseInvalid.Count, "file")
-            ?? Check("file", fromFile, inputs.Yaml.Count + inputs.YamlInvalid.Count, "database");
+        return Check("database", fromDatabase, inputs.DatabaseTotal ?? inputs.Database.Count + inputs.DatabaseInvalid.Count, "file")
+            ?? Check("file", fromFile, inputs.YamlTotal ?? inputs.Yaml.Count + inputs.YamlInvalid.Count, "database");
 
         string? Check(string side, int deletes, int total, string cause)
         {

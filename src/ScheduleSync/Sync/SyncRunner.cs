@@ -145,11 +145,16 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     }
 
     /// <summary>Reads both sides, the base and the open conflicts, and plans; the plan is null when the file is invalid.</summary>
+    /// <summary>
+    /// Reads both sides, the base and the open conflicts, and plans; the plan is null when the file is invalid.
+    /// Hashes are compared first: only tasks whose file, database and base hashes are not all equal (or that have an
+    /// open conflict, or a row changed by plain SQL) are loaded in full and planned, so one change costs little.
+    /// </summary>
     private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open)> PrepareAsync(
         NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, CancellationToken ct)
     {
-        var stored = await TaskStore.ListAsync(connection, tx, ct);
-        var bases = await ReadBaseAsync(connection, tx, ct);
+        var databaseHashes = await TaskStore.ListHashesAsync(connection, tx, ct);
+        var baseHashes = await ReadBaseHashesAsync(connection, tx, ct);
         var open = await ReadOpenConflictIdsAsync(connection, tx, ct);
         var document = snapshot.Exists
             ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath)
@@ -157,13 +162,33 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
             return (document, null, open);
 
+        var yaml = document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal);
+        var yamlInvalid = document.InvalidTaskIds.ToHashSet(StringComparer.Ordinal);
+        var differing = new HashSet<string>(open, StringComparer.Ordinal);
+        differing.UnionWith(yamlInvalid);
+        foreach (var (id, hash) in databaseHashes)
+            if (hash is null || !yaml.TryGetValue(id, out var y) || y.ContentHash != hash || baseHashes.GetValueOrDefault(id) != hash)
+                differing.Add(id);
+        foreach (var (id, task) in yaml)
+            if (!databaseHashes.ContainsKey(id) || baseHashes.GetValueOrDefault(id) != task.ContentHash)
+                differing.Add(id);
+        foreach (var id in baseHashes.Keys)
+            if (!databaseHashes.ContainsKey(id) || !yaml.ContainsKey(id))
+                differing.Add(id);
+
+        var stored = differing.Count == 0 ? [] : await TaskStore.ListAsync(connection, tx, ct, differing);
+        var bases = differing.Count == 0 ? [] : await ReadBaseAsync(connection, tx, ct, differing);
         var inputs = new SyncInputs(
-            document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal),
+            yaml.Where(kv => differing.Contains(kv.Key)).ToDictionary(StringComparer.Ordinal),
             stored.Where(s => s.Task is not null).ToDictionary(s => s.Id, s => s.Task!, StringComparer.Ordinal),
             bases,
-            document.InvalidTaskIds.ToHashSet(StringComparer.Ordinal),
+            yamlInvalid,
             stored.Where(s => s.Task is null).Select(s => s.Id).ToHashSet(StringComparer.Ordinal),
-            open);
+            open)
+        {
+            YamlTotal = yaml.Count + yamlInvalid.Count,
+            DatabaseTotal = databaseHashes.Count,
+        };
         var plan = SyncPlanner.Plan(inputs, new SyncOptions
         {
             AutoMerge = options.AutoMerge,
@@ -189,14 +214,31 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         return (reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2));
     }
 
-    internal static async Task<Dictionary<string, TaskDefinition>> ReadBaseAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct)
+    /// <summary>The base of every task (or only of the given ids).</summary>
+    internal static async Task<Dictionary<string, TaskDefinition>> ReadBaseAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct, IReadOnlyCollection<string>? ids = null)
     {
-        await using var command = new NpgsqlCommand("SELECT task_id, content::text FROM sync_base", connection, tx);
+        await using var command = new NpgsqlCommand(
+            "SELECT task_id, content::text, content_hash FROM sync_base" + (ids is null ? "" : " WHERE task_id = ANY($1)"), connection, tx);
+        if (ids is not null) command.Parameters.Add(new NpgsqlParameter { Value = ids.ToArray() });
         await using var reader = await command.ExecuteReaderAsync(ct);
         var bases = new Dictionary<string, TaskDefinition>(StringComparer.Ordinal);
         while (await reader.ReadAsync(ct))
-            bases[reader.GetString(0)] = TaskJson.FromCanonical(reader.GetString(0), reader.GetString(1));
+        {
+            var task = TaskJson.FromCanonical(reader.GetString(0), reader.GetString(1));
+            task.AdoptStoredHash(reader.GetString(2));
+            bases[reader.GetString(0)] = task;
+        }
         return bases;
+    }
+
+    private static async Task<Dictionary<string, string>> ReadBaseHashesAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT task_id, content_hash FROM sync_base", connection, tx);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            hashes[reader.GetString(0)] = reader.GetString(1);
+        return hashes;
     }
 
     private static async Task<HashSet<string>> ReadOpenConflictIdsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)

@@ -14,7 +14,8 @@ public readonly record struct ArgValue(ArgKind Kind, string Text)
 {
     public static ArgValue Of(string value) => new(ArgKind.String, value);
     public static ArgValue Of(long value) => new(ArgKind.Integer, value.ToString(CultureInfo.InvariantCulture));
-    public static ArgValue Of(double value) => new(ArgKind.Float, value.ToString("R", CultureInfo.InvariantCulture));
+    // -0.0 would be written as "-0", which reads back as the integer 0: it is 0.
+    public static ArgValue Of(double value) => new(ArgKind.Float, (value == 0 ? 0d : value).ToString("R", CultureInfo.InvariantCulture));
     public static ArgValue Of(bool value) => new(ArgKind.Boolean, value ? "true" : "false");
 
     public object ToObject() => Kind switch
@@ -73,39 +74,59 @@ public sealed record TaskDefinition
     /// <summary>
     /// Lowercase hex SHA-256 of <see cref="CanonicalJson"/>: stable across runs, machines and the key order of the source.
     /// </summary>
-    public string ContentHash => _contentHash ??= Convert.ToHexStringLower(SHA256.HashData(CanonicalJson()));
+    public string ContentHash => _contentHash ??= ComputeHash();
+
+    /// <summary>
+    /// Takes the hash stored with this content (the database keeps it next to the row, the base next to its content)
+    /// instead of computing it: a sync compares thousands of them.
+    /// </summary>
+    internal void AdoptStoredHash(string hash) => _contentHash ??= hash;
 
     /// <summary>
     /// The canonical serialisation that the content hash covers: compact UTF-8 JSON, fields in this fixed order,
     /// every field present (null when absent), args keys sorted ordinally, numbers as their canonical text.
     /// The id is not part of it: the hash says what a task is, the id says which task.
     /// </summary>
-    public byte[] CanonicalJson()
+    public byte[] CanonicalJson() => WriteCanonical().WrittenSpan.ToArray();
+
+    private string ComputeHash()
     {
-        var buffer = new MemoryStream(256);
-        using (var json = new Utf8JsonWriter(buffer, JsonOptions))
-        {
-            json.WriteStartObject();
-            json.WriteString("name", Name);
-            WriteNullable(json, "description", Description);
-            json.WriteString("schedule", Schedule);
-            json.WriteString("timezone", Timezone);
-            json.WriteString("command", Command);
-            json.WriteStartObject("args");
-            foreach (var (key, value) in Args)
-                WriteArg(json, key, value);
-            json.WriteEndObject();
-            json.WriteBoolean("enabled", Enabled);
-            if (TimeoutSeconds is { } timeout) json.WriteNumber("timeout_seconds", timeout);
-            else json.WriteNull("timeout_seconds");
-            json.WriteNumber("max_retries", MaxRetries);
-            json.WriteStartArray("tags");
-            foreach (var tag in Tags)
-                json.WriteStringValue(tag);
-            json.WriteEndArray();
-            json.WriteEndObject();
-        }
-        return buffer.ToArray();
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(WriteCanonical().WrittenSpan, hash);
+        return Convert.ToHexStringLower(hash);
+    }
+
+    // One buffer and writer per thread: hashing every task of a large file allocates nothing but the hash string.
+    [ThreadStatic] private static System.Buffers.ArrayBufferWriter<byte>? t_buffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
+    private System.Buffers.ArrayBufferWriter<byte> WriteCanonical()
+    {
+        var buffer = t_buffer ??= new System.Buffers.ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var json = t_writer ??= new Utf8JsonWriter(buffer, JsonOptions);
+        json.Reset(buffer);
+        json.WriteStartObject();
+        json.WriteString("name", Name);
+        WriteNullable(json, "description", Description);
+        json.WriteString("schedule", Schedule);
+        json.WriteString("timezone", Timezone);
+        json.WriteString("command", Command);
+        json.WriteStartObject("args");
+        foreach (var (key, value) in Args)
+            WriteArg(json, key, value);
+        json.WriteEndObject();
+        json.WriteBoolean("enabled", Enabled);
+        if (TimeoutSeconds is { } timeout) json.WriteNumber("timeout_seconds", timeout);
+        else json.WriteNull("timeout_seconds");
+        json.WriteNumber("max_retries", MaxRetries);
+        json.WriteStartArray("tags");
+        foreach (var tag in Tags)
+            json.WriteStringValue(tag);
+        json.WriteEndArray();
+        json.WriteEndObject();
+        json.Flush();
+        return buffer;
     }
 
     // Only the escapes JSON requires (quote, backslash, control characters): '+', '<' or non-ASCII text stay as they are.

@@ -44,7 +44,15 @@ internal static partial class TaskRules
         : command.Length > MaxCommandLength ? $"command is {command.Length} characters long; the limit is {MaxCommandLength}"
         : null;
 
-    public static string? CheckSchedule(string schedule)
+    // Many tasks share a schedule or a zone, and a sync validates every task of both sides: remember the verdicts.
+    private static readonly VerdictCache ScheduleVerdicts = new(CheckScheduleUncached);
+    private static readonly VerdictCache TimezoneVerdicts = new(CheckTimezoneUncached);
+
+    public static string? CheckSchedule(string schedule) => ScheduleVerdicts.Check(schedule);
+
+    public static string? CheckTimezone(string timezone) => TimezoneVerdicts.Check(timezone);
+
+    private static string? CheckScheduleUncached(string schedule)
     {
         try
         {
@@ -74,7 +82,7 @@ internal static partial class TaskRules
         };
     }
 
-    public static string? CheckTimezone(string timezone) =>
+    private static string? CheckTimezoneUncached(string timezone) =>
         TryFindTimeZone(timezone, out _) ? null : $"timezone '{Shorten(timezone)}' is not a known IANA time zone id (e.g. UTC, Europe/Berlin)";
 
     public static bool TryFindTimeZone(string id, out TimeZoneInfo zone)
@@ -107,4 +115,20 @@ internal static partial class TaskRules
         value.Length <= 60 ? value : string.Concat(value.AsSpan(0, 57), "...");
 
     public static string FormatInvariant(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>A bounded memo of a pure check: value → message (null when valid).</summary>
+    private sealed class VerdictCache(Func<string, string?> check)
+    {
+        private const int Capacity = 10_000;
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string?> _verdicts = new(StringComparer.Ordinal);
+
+        public string? Check(string value)
+        {
+            if (_verdicts.TryGetValue(value, out var verdict)) return verdict;
+            verdict = check(value);
+            if (_verdicts.Count >= Capacity) _verdicts.Clear();
+            _verdicts[value] = verdict;
+            return verdict;
+        }
+    }
 }

@@ -96,6 +96,8 @@ internal static partial class ScheduleLoader
     {
         if (scalar.Style is not ScalarStyle.Plain) return PlainKind.String;
         var v = scalar.Value;
+        // Fast path for ordinary text: every special form is a number (digit, sign or dot first) or a word of at most 5 letters.
+        if (v.Length > 5 && char.IsAsciiLetter(v[0])) return PlainKind.String;
         if (v is "" or "~" or "null" or "Null" or "NULL") return PlainKind.Null;
         if (v is "true" or "false" or "True" or "False" or "TRUE" or "FALSE") return PlainKind.Bool;
         if (DecimalInt().IsMatch(v)) return v.TrimStart('-', '+').Length > 1 && v.TrimStart('-', '+')[0] == '0' ? PlainKind.NonDecimalInt : PlainKind.Int;
@@ -374,8 +376,8 @@ internal static partial class ScheduleLoader
                 ReadTask(id, idEvent!, keyIndex);
                 _taskId = null;
             }
+            Next(); // past the end of the tasks mapping, so a flow mapping's '}' counts
             _tasks = new TasksSection((int)keyEvent.Start.Index, valueStart, _lastEnd, isBlock, indent < 0 ? 2 : indent);
-            Next();
         }
 
         private void ReadTask(string id, Scalar idEvent, int keyIndex)
@@ -644,7 +646,14 @@ internal static partial class ScheduleLoader
         {
             // Block collections end where the next token starts, so only scalars and flow ends mark real content.
             // The parser gives a flow end ('}' or ']') an empty span at the bracket: the content ends after it.
-            if (e is Scalar or AnchorAlias)
+            if (e is Scalar { Style: ScalarStyle.Literal or ScalarStyle.Folded })
+            {
+                // A block scalar ends after the blank lines that follow it; its content ends at its last non-blank character.
+                var end = (int)e.End.Index;
+                while (end > (int)e.Start.Index && char.IsWhiteSpace(text[end - 1])) end--;
+                _lastEnd = Math.Max(_lastEnd, end);
+            }
+            else if (e is Scalar or AnchorAlias)
                 _lastEnd = Math.Max(_lastEnd, (int)e.End.Index);
             else if (e is MappingEnd or SequenceEnd && e.Start.Index < text.Length && text[(int)e.Start.Index] is '}' or ']')
                 _lastEnd = Math.Max(_lastEnd, (int)e.Start.Index + 1);

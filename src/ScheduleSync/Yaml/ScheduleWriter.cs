@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using ScheduleSync.Tasks;
+using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
 
 namespace ScheduleSync.Yaml;
@@ -32,52 +33,70 @@ internal static class ScheduleWriter
 
     /// <summary>
     /// Applies upserts and deletions to the document's text. Ids not present are appended; deleting an absent id is a no-op.
-    /// The result is re-parsed and checked to hold exactly the expected tasks before it is returned.
+    /// The result is checked to hold exactly the expected tasks before it is returned.
     /// </summary>
-    public static string Apply(ScheduleDocument document, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
+    public static string Apply(ScheduleDocument document, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes) =>
+        ApplyWithDocument(document, upserts, deletes).Text;
+
+    /// <summary>
+    /// Like <see cref="Apply"/>, and also returns the document of the new text, derived from the old one without
+    /// parsing the whole file again (only the edited stretch is re-parsed, to check it): the next sync starts from it.
+    /// </summary>
+    public static (string Text, ScheduleDocument Document) ApplyWithDocument(ScheduleDocument document, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
     {
-        if (upserts.Count == 0 && deletes.Count == 0) return document.Text;
-        var section = document.Tasks;
-        var text = section is { IsBlockMapping: true }
-            ? ApplyToBlock(document, section, upserts, deletes)
-            : RewriteSection(document, upserts, deletes);
-        Verify(document, text, upserts, deletes);
-        return text;
+        var present = document.Entries.Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
+        deletes = [.. deletes.Where(present.Contains)];
+        if (upserts.Count == 0 && deletes.Count == 0) return (document.Text, document);
+        if (document.Tasks is { IsBlockMapping: true } section && document.IsValid)
+            return ApplyToBlock(document, section, upserts, deletes);
+        var text = RewriteSection(document, upserts, deletes);
+        var after = ScheduleLoader.Parse(text, document.Path);
+        Verify(document.Path, after, Expected(document, upserts, deletes));
+        return (text, after);
     }
 
-    private static string ApplyToBlock(ScheduleDocument document, TasksSection section, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
+    private sealed record Edit(int Start, int End, string Replacement, List<(TaskDefinition Task, int Offset, int Length)> Produced);
+
+    private static (string Text, ScheduleDocument Document) ApplyToBlock(
+        ScheduleDocument document, TasksSection section, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
     {
         var source = document.Text;
-        var byId = document.Entries.GroupBy(e => e.Id).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        var entries = document.Entries;
+        var indexOf = new Dictionary<string, int>(entries.Count, StringComparer.Ordinal);
+        for (var i = 0; i < entries.Count; i++) indexOf.TryAdd(entries[i].Id, i);
         var timezone = document.EffectiveDefaultTimezone;
-        var edits = new List<(int Start, int End, string Replacement)>();
-        var appended = new List<string>();
+        var edits = new List<Edit>();
+        var appended = new List<TaskDefinition>();
+        var replaced = new Dictionary<int, Edit>();
+        var deleted = new HashSet<int>();
 
         foreach (var task in upserts)
         {
+            if (!indexOf.TryGetValue(task.Id, out var i))
+            {
+                appended.Add(task);
+                continue;
+            }
+            var entry = entries[i];
             var block = new StringBuilder();
-            if (byId.TryGetValue(task.Id, out var entry))
-            {
-                RenderTask(block, task, LineIndent(source, entry.KeyIndex), timezone, skipFirstIndent: true);
-                // A block scalar (| or >) ends after its newline; keep the line break it took.
-                if (entry.EndIndex > 0 && source[entry.EndIndex - 1] == '\n') block.Append('\n');
-                edits.Add((entry.KeyIndex, entry.EndIndex, block.ToString()));
-            }
-            else
-            {
-                RenderTask(block, task, section.EntryIndent, timezone);
-                appended.Add(block.ToString());
-            }
+            RenderTask(block, task, LineIndent(source, entry.KeyIndex), timezone, skipFirstIndent: true);
+            var length = block.Length;
+            // A block scalar (| or >) ends after its newline; keep the line break it took.
+            if (entry.EndIndex > 0 && source[entry.EndIndex - 1] == '\n') block.Append('\n');
+            var edit = new Edit(entry.KeyIndex, entry.EndIndex, block.ToString(), [(task, 0, length)]);
+            edits.Add(edit);
+            replaced[i] = edit;
         }
-        var deletions = new List<(int Start, int End)>();
+        var deletions = new List<Edit>();
         foreach (var id in deletes)
         {
-            if (!byId.TryGetValue(id, out var entry)) continue;
+            if (!indexOf.TryGetValue(id, out var i) || !deleted.Add(i)) continue;
+            var entry = entries[i];
             // Never climb into the previous task's value (a literal block may hold lines that start with '#').
-            var floor = document.Entries.Where(e => e.EndIndex <= entry.KeyIndex).Select(e => e.EndIndex).DefaultIfEmpty(section.KeyIndex).Max();
-            deletions.Add((OwnCommentStart(source, LineStart(source, entry.KeyIndex), floor), LineEndInclusive(source, entry.EndIndex)));
+            var floor = i > 0 ? entries[i - 1].EndIndex : section.KeyIndex;
+            deletions.Add(new Edit(OwnCommentStart(source, LineStart(source, entry.KeyIndex), floor), LineEndInclusive(source, entry.EndIndex), "", []));
         }
-        edits.AddRange(deletions.Select(d => (d.Start, d.End, "")));
+        edits.AddRange(deletions);
 
         if (appended.Count > 0)
         {
@@ -86,20 +105,136 @@ internal static class ScheduleWriter
             var inside = deletions.Where(d => d.Start <= at && at < d.End).Select(d => (int?)d.Start).FirstOrDefault();
             // Follow the person's layout: when tasks are separated by blank lines, so are the new ones.
             var separator = BlankLineBetweenTasks(document) ? "\n\n" : "\n";
-            edits.Add(inside is { } lineStart
-                ? (lineStart, lineStart, string.Join(separator, appended) + "\n")
-                : (at, at, separator + string.Join(separator, appended)));
+            var text = new StringBuilder();
+            var produced = new List<(TaskDefinition, int, int)>();
+            foreach (var task in appended)
+            {
+                if (inside is null || produced.Count > 0) text.Append(separator);
+                var offset = text.Length;
+                RenderTask(text, task, section.EntryIndent, timezone);
+                produced.Add((task, offset, text.Length - offset));
+            }
+            if (inside is not null) text.Append('\n');
+            var position = inside ?? at;
+            edits.Add(new Edit(position, position, text.ToString(), produced));
         }
 
+        // Splice, noting where each edit landed in the new text.
+        edits.Sort((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End));
         var result = new StringBuilder(source.Length + 256);
-        var position = 0;
-        foreach (var (start, end, replacement) in edits.OrderBy(e => e.Start).ThenBy(e => e.End))
+        var landed = new Dictionary<Edit, int>(ReferenceEqualityComparer.Instance);
+        var cursor = 0;
+        foreach (var edit in edits)
         {
-            result.Append(source, position, start - position).Append(replacement);
-            position = end;
+            result.Append(source, cursor, edit.Start - cursor);
+            landed[edit] = result.Length;
+            result.Append(edit.Replacement);
+            cursor = edit.End;
         }
-        result.Append(source, position, source.Length - position);
-        return result.ToString();
+        result.Append(source, cursor, source.Length - cursor);
+        var newText = result.ToString();
+
+        // The new entries: kept ones shifted by the edits before them, replaced and appended ones where they landed.
+        var newEntries = new List<TaskEntry>(entries.Count + appended.Count);
+        var shift = 0;
+        var next = 0;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var entry = entries[i];
+            while (next < edits.Count && edits[next].End <= entry.KeyIndex && !ReferenceEquals(edits[next], replaced.GetValueOrDefault(i)))
+            {
+                shift += edits[next].Replacement.Length - (edits[next].End - edits[next].Start);
+                next++;
+            }
+            if (deleted.Contains(i)) continue;
+            if (replaced.TryGetValue(i, out var edit))
+            {
+                var (task, offset, length) = edit.Produced[0];
+                newEntries.Add(entry with { Task = task, KeyIndex = landed[edit] + offset, EndIndex = landed[edit] + offset + length });
+            }
+            else
+            {
+                newEntries.Add(entry with { KeyIndex = entry.KeyIndex + shift, EndIndex = entry.EndIndex + shift });
+            }
+        }
+        foreach (var edit in edits.Where(e => e.Produced.Count > 0 && !replaced.ContainsValue(e)))
+            foreach (var (task, offset, length) in edit.Produced)
+                newEntries.Add(new TaskEntry(task.Id, task, landed[edit] + offset, landed[edit] + offset + length, 0, 0));
+        newEntries.Sort((a, b) => a.KeyIndex.CompareTo(b.KeyIndex));
+        var withLines = WithLines(newText, newEntries);
+
+        var totalShift = newText.Length - source.Length;
+        var newDocument = new ScheduleDocument
+        {
+            Path = document.Path,
+            Text = newText,
+            DefaultTimezone = document.DefaultTimezone,
+            Entries = withLines,
+            Problems = [],
+            Tasks = section with { ValueEndIndex = Math.Max(withLines.Count > 0 ? withLines[^1].EndIndex : section.KeyIndex, section.ValueEndIndex + totalShift) },
+        };
+        VerifyStretch(document, newDocument, edits.Select(e => (landed[e], landed[e] + e.Replacement.Length)).ToList());
+        return (newText, newDocument);
+    }
+
+    /// <summary>Line and column of each entry's key, counted in one pass over the text.</summary>
+    private static List<TaskEntry> WithLines(string text, List<TaskEntry> entries)
+    {
+        var list = new List<TaskEntry>(entries.Count);
+        var line = 1;
+        var lineStart = 0;
+        var position = 0;
+        foreach (var entry in entries)
+        {
+            while (true)
+            {
+                var newline = text.IndexOf('\n', position, entry.KeyIndex - position);
+                if (newline < 0) break;
+                line++;
+                lineStart = newline + 1;
+                position = newline + 1;
+            }
+            position = entry.KeyIndex;
+            list.Add(entry with { Line = line, Column = entry.KeyIndex - lineStart + 1 });
+        }
+        return list;
+    }
+
+    /// <summary>
+    /// Re-parses the stretch of the new text from the task before the first edit to the task after the last one (the
+    /// rest is byte-for-byte what was parsed before) and checks it holds exactly the expected tasks.
+    /// </summary>
+    private static void VerifyStretch(ScheduleDocument before, ScheduleDocument after, List<(int Start, int End)> changed)
+    {
+        var entries = after.Entries;
+        var first = changed.Min(c => c.Start);
+        var last = changed.Max(c => c.End);
+        var from = 0;
+        while (from < entries.Count && entries[from].EndIndex < first) from++;
+        var to = entries.Count - 1;
+        while (to >= 0 && entries[to].KeyIndex > last) to--;
+        from = Math.Max(0, from - 1);
+        to = Math.Min(entries.Count - 1, to + 1);
+        var text = after.Text;
+        var start = from < entries.Count && from <= to ? LineStart(text, Math.Min(entries[from].KeyIndex, first)) : LineStart(text, first);
+        var end = to >= 0 && from <= to ? LineEndInclusive(text, Math.Max(entries[to].EndIndex, last)) : LineEndInclusive(text, last);
+        start = Math.Min(start, LineStart(text, Math.Min(first, text.Length)));
+        end = Math.Max(end, LineEndInclusive(text, Math.Min(last, text.Length)));
+
+        var header = new StringBuilder("version: 1\n");
+        if (before.DefaultTimezone is { } zone) header.Append("defaults:\n  timezone: ").Append(Quoted(zone)).Append('\n');
+        header.Append("tasks:\n");
+        var stretch = ScheduleLoader.Parse(header + text[start..end], before.Path);
+        var expected = entries.Where(e => e.KeyIndex >= start && e.KeyIndex < end).ToDictionary(e => e.Id, e => e.Task!.ContentHash, StringComparer.Ordinal);
+        Verify(before.Path, stretch, expected);
+    }
+
+    private static Dictionary<string, string> Expected(ScheduleDocument before, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
+    {
+        var expected = before.Entries.Where(e => e.Task is not null).ToDictionary(e => e.Id, e => e.Task!.ContentHash, StringComparer.Ordinal);
+        foreach (var id in deletes) expected.Remove(id);
+        foreach (var task in upserts) expected[task.Id] = task.ContentHash;
+        return expected;
     }
 
     /// <summary>The tasks section is a flow mapping, empty or missing: write it anew in block form, keep the rest.</summary>
@@ -128,18 +263,14 @@ internal static class ScheduleWriter
         return source + separator + block + "\n";
     }
 
-    private static void Verify(ScheduleDocument before, string text, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
+    private static void Verify(string path, ScheduleDocument after, Dictionary<string, string> expected)
     {
-        var expected = before.Entries.Where(e => e.Task is not null).ToDictionary(e => e.Id, e => e.Task!.ContentHash, StringComparer.Ordinal);
-        foreach (var id in deletes) expected.Remove(id);
-        foreach (var task in upserts) expected[task.Id] = task.ContentHash;
-        var after = ScheduleLoader.Parse(text, before.Path);
         var actual = after.Entries.Where(e => e.Task is not null).ToDictionary(e => e.Id, e => e.Task!.ContentHash, StringComparer.Ordinal);
-        var fileProblems = after.Problems.Where(p => p.TaskId is null).ToList();
-        if (fileProblems.Count > 0 || actual.Count != expected.Count || expected.Any(kv => !actual.TryGetValue(kv.Key, out var h) || h != kv.Value))
-            throw new InvalidOperationException(
-                $"internal error: the written-back text of {before.Path} does not hold the expected tasks; nothing was written. "
-                + string.Join("; ", fileProblems.Select(p => p.Format(before.Path))));
+        if (after.IsValid && actual.Count == expected.Count && expected.All(kv => actual.TryGetValue(kv.Key, out var h) && h == kv.Value))
+            return;
+        throw new InvalidOperationException(
+            $"internal error: the written-back text of {path} does not hold the expected tasks; nothing was written. "
+            + string.Join("; ", after.Problems.Take(5).Select(p => p.Format(path))));
     }
 
     /// <summary>Renders "id:" and its fields as a block mapping at the given indent, without a trailing newline.</summary>
@@ -188,7 +319,10 @@ internal static class ScheduleWriter
         }
         if (value.Contains(": ", StringComparison.Ordinal) || value.Contains(" #", StringComparison.Ordinal) || value.EndsWith(':'))
             return false;
-        return ScheduleLoader.Resolve(new Scalar(value)) == ScheduleLoader.PlainKind.String;
+        // A value like "a *b" or "x &y" would start an alias or anchor inside a flow collection.
+        if (value.Contains(" *", StringComparison.Ordinal) || value.Contains(" &", StringComparison.Ordinal)) return false;
+        // Resolve the text as the plain scalar it would be written as (the one-argument Scalar has style Any, not Plain).
+        return ScheduleLoader.Resolve(new Scalar(AnchorName.Empty, TagName.Empty, value, ScalarStyle.Plain, true, false)) == ScheduleLoader.PlainKind.String;
     }
 
     public static string Quoted(string value)
