@@ -79,11 +79,14 @@ internal static class ScheduleWriter
             }
             var entry = entries[i];
             var block = new StringBuilder();
-            RenderTask(block, task, LineIndent(source, entry.KeyIndex), timezone, skipFirstIndent: true);
-            var length = block.Length;
-            // A block scalar (| or >) ends after its newline; keep the line break it took.
-            if (entry.EndIndex > 0 && source[entry.EndIndex - 1] == '\n') block.Append('\n');
-            var edit = new Edit(entry.KeyIndex, entry.EndIndex, block.ToString(), [(task, 0, length)]);
+            // When the fields start on the line after the key, the key line (and a comment on it) stays as it is.
+            var keyLineEnd = LineEnd(source, entry.KeyIndex);
+            var keyLine = source.AsSpan(entry.KeyIndex, keyLineEnd - entry.KeyIndex);
+            var comment = keyLine.IndexOf(" #");
+            var bodyOnly = (comment >= 0 ? keyLine[..comment] : keyLine).TrimEnd().EndsWith(":") && keyLineEnd < entry.EndIndex;
+            RenderTask(block, task, LineIndent(source, entry.KeyIndex), timezone, skipFirstIndent: true, bodyOnly: bodyOnly);
+            var start = bodyOnly ? keyLineEnd : entry.KeyIndex;
+            var edit = new Edit(start, entry.EndIndex, block.ToString(), [(task, bodyOnly ? entry.KeyIndex - start : 0, block.Length)]);
             edits.Add(edit);
             replaced[i] = edit;
         }
@@ -110,7 +113,7 @@ internal static class ScheduleWriter
             foreach (var task in appended)
             {
                 if (inside is null || produced.Count > 0) text.Append(separator);
-                var offset = text.Length;
+                var offset = text.Length + section.EntryIndent; // the key, after its indentation
                 RenderTask(text, task, section.EntryIndent, timezone);
                 produced.Add((task, offset, text.Length - offset));
             }
@@ -149,8 +152,9 @@ internal static class ScheduleWriter
             if (deleted.Contains(i)) continue;
             if (replaced.TryGetValue(i, out var edit))
             {
-                var (task, offset, length) = edit.Produced[0];
-                newEntries.Add(entry with { Task = task, KeyIndex = landed[edit] + offset, EndIndex = landed[edit] + offset + length });
+                // The key either moved with the text before it (body-only edit, negative offset) or starts the edit.
+                var (task, offset, _) = edit.Produced[0];
+                newEntries.Add(entry with { Task = task, KeyIndex = landed[edit] + offset, EndIndex = landed[edit] + edit.Replacement.Length });
             }
             else
             {
@@ -161,9 +165,14 @@ internal static class ScheduleWriter
             foreach (var (task, offset, length) in edit.Produced)
                 newEntries.Add(new TaskEntry(task.Id, task, landed[edit] + offset, landed[edit] + offset + length, 0, 0));
         newEntries.Sort((a, b) => a.KeyIndex.CompareTo(b.KeyIndex));
+        if (newEntries.Count == 0)
+        {
+            // No task left: the section is no longer a block mapping; parse the (small) result instead of deriving it.
+            var parsed = ScheduleLoader.Parse(newText, document.Path);
+            Verify(document.Path, parsed, []);
+            return (newText, parsed);
+        }
         var withLines = WithLines(newText, newEntries);
-
-        var totalShift = newText.Length - source.Length;
         var newDocument = new ScheduleDocument
         {
             Path = document.Path,
@@ -171,7 +180,7 @@ internal static class ScheduleWriter
             DefaultTimezone = document.DefaultTimezone,
             Entries = withLines,
             Problems = [],
-            Tasks = section with { ValueEndIndex = Math.Max(withLines.Count > 0 ? withLines[^1].EndIndex : section.KeyIndex, section.ValueEndIndex + totalShift) },
+            Tasks = section with { ValueEndIndex = withLines[^1].EndIndex },
         };
         VerifyStretch(document, newDocument, edits.Select(e => (landed[e], landed[e] + e.Replacement.Length)).ToList());
         return (newText, newDocument);
@@ -274,12 +283,15 @@ internal static class ScheduleWriter
     }
 
     /// <summary>Renders "id:" and its fields as a block mapping at the given indent, without a trailing newline.</summary>
-    public static void RenderTask(StringBuilder text, TaskDefinition task, int indent, string defaultTimezone, bool skipFirstIndent = false)
+    public static void RenderTask(StringBuilder text, TaskDefinition task, int indent, string defaultTimezone, bool skipFirstIndent = false, bool bodyOnly = false)
     {
         var pad = new string(' ', indent);
         var child = new string(' ', indent + 2);
-        if (!skipFirstIndent) text.Append(pad);
-        text.Append(Key(task.Id)).Append(':');
+        if (!bodyOnly)
+        {
+            if (!skipFirstIndent) text.Append(pad);
+            text.Append(Key(task.Id)).Append(':');
+        }
         void Line(string key, string value) => text.Append('\n').Append(child).Append(key).Append(": ").Append(value);
 
         if (task.Name != task.Id) Line("name", Scalar(task.Name));
@@ -319,6 +331,8 @@ internal static class ScheduleWriter
         }
         if (value.Contains(": ", StringComparison.Ordinal) || value.Contains(" #", StringComparison.Ordinal) || value.EndsWith(':'))
             return false;
+        // Read as text here, but as booleans by YAML 1.1 parsers: written quoted, to be read the same everywhere.
+        if (value is "y" or "Y" or "n" or "N") return false;
         // A value like "a *b" or "x &y" would start an alias or anchor inside a flow collection.
         if (value.Contains(" *", StringComparison.Ordinal) || value.Contains(" &", StringComparison.Ordinal)) return false;
         // Resolve the text as the plain scalar it would be written as (the one-argument Scalar has style Any, not Plain).

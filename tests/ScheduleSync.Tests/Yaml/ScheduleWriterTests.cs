@@ -178,7 +178,8 @@ public class ScheduleWriterTests
 
         Assert.Equal(Sample.Replace(
             "    command: make-report   # trailing comment\n",
-            "    command: make-report   # trailing comment\n  new-task:\n    schedule: \"@daily\"\n    timezone: UTC\n    command: run-new\n",
+            // Tasks in this file are separated by blank lines, so the new one is too.
+            "    command: make-report   # trailing comment\n\n  new-task:\n    schedule: \"@daily\"\n    timezone: UTC\n    command: run-new\n",
             StringComparison.Ordinal), text);
         var expected = Model(Sample);
         expected["new-task"] = added.ContentHash;
@@ -218,7 +219,7 @@ public class ScheduleWriterTests
 
             tasks:
               # Backups run at night.
-              nightly-backup:
+              nightly-backup:              # the key is the task id
                 schedule: "0 3 * * *"
                 command: /usr/local/bin/backup.sh --full
 
@@ -226,6 +227,7 @@ public class ScheduleWriterTests
               report:
                 schedule: "@daily"
                 command: make-report   # trailing comment
+
               added:
                 schedule: "@daily"
                 command: run-added

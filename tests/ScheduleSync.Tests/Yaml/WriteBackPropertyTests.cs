@@ -57,9 +57,10 @@ public class WriteBackPropertyTests
                 var (upserts, deletes) = Edits(document, batch);
                 log.Append("\n--- upserts: ").AppendJoin(", ", upserts.Select(t => t.Id)).Append("; deletes: ").AppendJoin(", ", deletes).Append('\n');
                 string next;
+                ScheduleDocument derived;
                 try
                 {
-                    next = ScheduleWriter.Apply(document, upserts, deletes);
+                    (next, derived) = ScheduleWriter.ApplyWithDocument(document, upserts, deletes);
                 }
                 catch (InvalidOperationException e)
                 {
@@ -67,6 +68,13 @@ public class WriteBackPropertyTests
                 }
                 log.Append("--- after:\n").Append(next);
                 Check(text, document, next, upserts, deletes, log.ToString());
+                // The document derived from the edits (what the next sync starts from) is the one parsing gives.
+                var reparsed = ScheduleLoader.Parse(next, Path);
+                var derivedShape = derived.Entries.Select(e => (e.Id, e.KeyIndex, e.EndIndex, e.Line, e.Column, e.Task?.ContentHash)).ToList();
+                var parsedShape = reparsed.Entries.Select(e => (e.Id, e.KeyIndex, e.EndIndex, e.Line, e.Column, e.Task?.ContentHash)).ToList();
+                Assert.True(derivedShape.SequenceEqual(parsedShape),
+                    $"the derived document differs from the parsed one\nderived: {string.Join(" ", derivedShape.Except(parsedShape))}\nparsed: {string.Join(" ", parsedShape.Except(derivedShape))}\n{log}");
+                Assert.Equal(reparsed.Tasks?.ValueEndIndex, derived.Tasks?.ValueEndIndex);
                 text = next;
             }
         }, iter: 300);
@@ -177,9 +185,20 @@ public class WriteBackPropertyTests
             written.Add(LineOf(after, parsed.Tasks!.KeyIndex));
         }
         foreach (var entry in parsed.Entries.Where(e => upserts.Any(t => t.Id == e.Id)))
+        {
             for (var line = LineOf(after, entry.KeyIndex); line <= LineOf(after, entry.EndIndex - 1); line++) written.Add(line);
+        }
         var keptBefore = oldLines.Where((_, i) => !removed.Contains(i)).ToList();
         var keptAfter = newLines.Where((_, i) => !written.Contains(i)).ToList();
+        // A new task follows the file's layout (blank lines between tasks when the file has them): at most one blank
+        // line per new task may appear; otherwise every line outside the edits is kept, in order, blank lines included.
+        var addedCount = upserts.Count(t => !oldEntries.ContainsKey(t.Id));
+        var blanksBefore = keptBefore.Count(l => l.Length == 0);
+        var blanksAfter = keptAfter.Count(l => l.Length == 0);
+        Assert.True(blanksAfter >= blanksBefore && blanksAfter <= blanksBefore + addedCount,
+            $"blank lines outside the edits went from {blanksBefore} to {blanksAfter} with {addedCount} new task(s)\n{log}");
+        keptBefore.RemoveAll(l => l.Length == 0);
+        keptAfter.RemoveAll(l => l.Length == 0);
         Assert.True(keptBefore.SequenceEqual(keptAfter),
             "lines outside the edited tasks changed\n--- expected kept:\n" + string.Join('\n', keptBefore) + "\n--- actual kept:\n" + string.Join('\n', keptAfter) + "\n" + log);
     }
