@@ -153,7 +153,7 @@ internal sealed class ServerFixture : IAsyncDisposable
     /// <summary>Every task in the database by id, with its content hash (the normal form both sides are compared by).</summary>
     public async Task<Dictionary<string, string>> DatabaseHashesAsync()
     {
-        var tasks = await new Database.TaskStore(Db).ListAsync();
+        var tasks = await new ScheduleSync.Database.TaskStore(Db).ListAsync();
         Assert.All(tasks, t => Assert.True(t.Task is not null, $"task '{t.Id}' is invalid in the database: {string.Join("; ", t.Problems)}"));
         return tasks.ToDictionary(t => t.Id, t => t.Task!.ContentHash, StringComparer.Ordinal);
     }
