@@ -73,28 +73,34 @@ public sealed class EventHub(EventOptions options, TimeProvider time)
         });
         lock (_gate)
         {
-            if (since is { } after && after < _seq)
+            if (since is { } after && after != _seq)
             {
                 var oldest = _recent.Count > 0 ? _recent.Peek().Seq : _seq + 1;
-                if (after + 1 < oldest)
-                {
-                    var resync = new JsonObject
-                    {
-                        ["seq"] = _seq, ["type"] = "resync_required", ["at"] = time.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture),
-                        ["reason"] = $"events after {after} are no longer buffered (oldest is {oldest}); reload everything",
-                    };
-                    channel.Writer.TryWrite(new ServerEvent(_seq, "resync_required", resync.ToJsonString()));
-                }
+                var missed = _seq - after;
+                // Replay only what fits the client's queue in full: a client is never silently handed a gap. A seq
+                // ahead of ours means the client saw another life of this server (seq restarts at 1): resync too.
+                if (after > _seq || after + 1 < oldest || missed > options.ClientQueue - 1)
+                    channel.Writer.TryWrite(ResyncRequired(after > _seq
+                        ? $"seq {after} is ahead of this server's {_seq} (it restarted); reload everything"
+                        : $"{missed} events were missed; more than can be replayed (oldest buffered is {oldest}); reload everything"));
                 else
-                {
                     foreach (var e in _recent.Where(e => e.Seq > after))
-                        if (!channel.Writer.TryWrite(e)) break;
-                }
+                        channel.Writer.TryWrite(e);
             }
             var subscription = new Subscription(this, channel);
             _subscribers.Add(subscription);
             return subscription;
         }
+    }
+
+    private ServerEvent ResyncRequired(string reason)
+    {
+        var message = new JsonObject
+        {
+            ["seq"] = _seq, ["type"] = "resync_required", ["at"] = time.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+            ["reason"] = reason,
+        };
+        return new ServerEvent(_seq, "resync_required", message.ToJsonString());
     }
 
     private void Remove(Subscription subscription)

@@ -46,15 +46,15 @@ internal static class SyncApi
         });
     }
 
-    private static async Task<Results<Ok<object>, NotFound<ProblemDetails>>> GetConflict(long id, ConflictService conflicts, CancellationToken ct)
+    private static async Task<Results<Ok<object>, ProblemHttpResult>> GetConflict(long id, ConflictService conflicts, CancellationToken ct)
     {
         var conflict = await conflicts.GetAsync(id, ct);
         return conflict is null
-            ? TypedResults.NotFound(new ProblemDetails { Title = "Not found", Detail = $"conflict {id} does not exist", Status = 404 })
+            ? TypedResults.Problem($"conflict {id} does not exist", statusCode: StatusCodes.Status404NotFound, title: "Not found")
             : TypedResults.Ok(SyncCommands.ConflictJson(conflict));
     }
 
-    private static async Task<Results<Ok<object>, ValidationProblem, NotFound<ProblemDetails>, Conflict<ProblemDetails>, ProblemHttpResult>> Resolve(
+    private static async Task<Results<Ok<object>, ValidationProblem, NotFound<ProblemDetails>, ProblemHttpResult>> Resolve(
         long id, HttpContext http, ConflictService conflicts, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
     {
         var body = await TasksApi.ReadBodyAsync(http, ct);
@@ -92,7 +92,7 @@ internal static class SyncApi
         }
         catch (ConflictNotFoundException e)
         {
-            return TypedResults.NotFound(new ProblemDetails { Title = "Not found", Detail = e.Message, Status = 404 });
+            return TypedResults.Problem(e.Message, statusCode: StatusCodes.Status404NotFound, title: "Not found");
         }
         catch (ResolutionException e) when (e.Errors.Count > 0)
         {
@@ -100,7 +100,7 @@ internal static class SyncApi
         }
         catch (ResolutionException e)
         {
-            return TypedResults.Conflict(new ProblemDetails { Title = "Cannot resolve", Detail = e.Message, Status = 409 });
+            return TypedResults.Problem(e.Message, statusCode: StatusCodes.Status409Conflict, title: "Cannot resolve");
         }
     }
 }

@@ -141,15 +141,17 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
         }
         if (result.Plan is { } plan)
         {
-            var changed = result.ChangedTaskIds;
-            if (changed.Count > 0)
+            var changes = plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile).ToList();
+            if (changes.Count > 0)
             {
-                var versions = await ReadVersionsAsync(changed, ct);
-                events.Publish("schedule_config_updated", new { source = SourceOf(trigger), task_ids = changed, sync_run_id = result.RunId });
-                foreach (var action in plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile))
+                var versions = await ReadVersionsAsync([.. changes.Select(a => a.Id)], ct);
+                // Announced by where each change came from, not by what woke the sync up.
+                foreach (var group in changes.GroupBy(a => SourceOf(a, trigger)))
+                    events.Publish("schedule_config_updated", new { source = group.Key, task_ids = group.Select(a => a.Id).ToList(), sync_run_id = result.RunId });
+                foreach (var action in changes)
                 {
                     var kind = action.Result is null ? "deleted" : action.Kind is SyncActionKind.ImportInsert or SyncActionKind.ExportAdd ? "created" : "updated";
-                    events.Publish("task_changed", new { id = action.Id, action = kind, version = versions.GetValueOrDefault(action.Id), source = SourceOf(trigger) });
+                    AnnounceTaskChanged(action.Id, kind, versions.TryGetValue(action.Id, out var v) ? v : null, SourceOf(action, trigger));
                 }
             }
         }
@@ -169,12 +171,29 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
         return snapshot.Exists ? ScheduleLoader.Load(snapshot.Bytes.Span, runner.Store.ConfigPath).EffectiveDefaultTimezone : "UTC";
     }
 
-    private static string SourceOf(string trigger) => trigger switch
+    /// <summary>Where a change came from: the file for imports; for exports the API when an API write asked for the run, else the database.</summary>
+    private static string SourceOf(SyncAction action, string trigger) => action.Kind switch
     {
-        "watch" or "startup" or "periodic" or "cli" => "yaml",
-        "notify" => "database",
-        _ => trigger,
+        SyncActionKind.Merge => "merge",
+        _ when action.ChangesDatabase => "yaml",
+        _ => trigger == "api" ? "api" : "database",
     };
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Action, long? Version)> _announced = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Publishes <c>task_changed</c> once per change: the API handler announces its write, and the sync that exports
+    /// it would announce it again.
+    /// </summary>
+    public void AnnounceTaskChanged(string id, string action, long? version, string source)
+    {
+        var last = _announced.GetValueOrDefault(id);
+        var duplicate = last.Action == action && (version is null || version == last.Version);
+        var older = version is not null && last.Version is { } seen && version < seen;
+        if (duplicate || older) return;
+        _announced[id] = (action, version ?? last.Version);
+        events.Publish("task_changed", new { id, action, version, source });
+    }
 
     private async Task<Dictionary<string, long>> ReadVersionsAsync(IReadOnlyList<string> ids, CancellationToken ct)
     {

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Mvc;
 using ScheduleSync.Database;
 using ScheduleSync.Events;
 using ScheduleSync.Sync;
@@ -49,7 +48,7 @@ internal static class TasksApi
             .Select(TaskDto.From).ToList());
     }
 
-    private static async Task<Results<Ok<TaskDto>, NotFound<ProblemDetails>, ProblemHttpResult>> Get(string id, TaskStore store, HttpContext http, CancellationToken ct)
+    private static async Task<Results<Ok<TaskDto>, ProblemHttpResult>> Get(string id, TaskStore store, HttpContext http, CancellationToken ct)
     {
         var stored = await store.GetAsync(id, ct);
         if (stored is null) return NotFound(id);
@@ -59,7 +58,7 @@ internal static class TasksApi
         return TypedResults.Ok(TaskDto.From(stored));
     }
 
-    private static async Task<Results<Created<TaskDto>, ValidationProblem, Conflict<ProblemDetails>, ProblemHttpResult>> Create(
+    private static async Task<Results<Created<TaskDto>, ValidationProblem, ProblemHttpResult>> Create(
         HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
     {
         var body = await ReadBodyAsync(http, ct);
@@ -73,15 +72,15 @@ internal static class TasksApi
         }
         catch (TaskExistsException e)
         {
-            return TypedResults.Conflict(new ProblemDetails { Title = "Task exists", Detail = e.Message + "; use PUT to replace it", Status = StatusCodes.Status409Conflict });
+            return TypedResults.Problem(e.Message + "; use PUT to replace it", statusCode: StatusCodes.Status409Conflict, title: "Task exists");
         }
-        events.Publish("task_changed", new { id = task.Id, action = "created", version = stored.Version, source = "api" });
+        coordinator.AnnounceTaskChanged(task.Id, "created", stored.Version, "api");
         await ExportAsync(http, coordinator, ct);
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Created($"/api/tasks/{Uri.EscapeDataString(task.Id)}", TaskDto.From(stored));
     }
 
-    private static async Task<Results<Ok<TaskDto>, ValidationProblem, NotFound<ProblemDetails>, ProblemHttpResult>> Replace(
+    private static async Task<Results<Ok<TaskDto>, ValidationProblem, ProblemHttpResult>> Replace(
         string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
     {
         var body = await ReadBodyAsync(http, ct);
@@ -102,13 +101,13 @@ internal static class TasksApi
         {
             return PreconditionFailed(http, e);
         }
-        events.Publish("task_changed", new { id, action = "updated", version = stored.Version, source = "api" });
+        coordinator.AnnounceTaskChanged(id, "updated", stored.Version, "api");
         await ExportAsync(http, coordinator, ct);
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Ok(TaskDto.From(stored));
     }
 
-    private static async Task<Results<NoContent, NotFound<ProblemDetails>, ProblemHttpResult>> Delete(
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(
         string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
     {
         if (!TryIfMatch(http, out var expected, out var badIfMatch)) return badIfMatch!;
@@ -125,18 +124,18 @@ internal static class TasksApi
         {
             return PreconditionFailed(http, e);
         }
-        events.Publish("task_changed", new { id, action = "deleted", version, source = "api" });
+        coordinator.AnnounceTaskChanged(id, "deleted", version, "api");
         await ExportAsync(http, coordinator, ct);
         return TypedResults.NoContent();
     }
 
-    private static async Task<Results<Ok<IReadOnlyList<AuditEntry>>, NotFound<ProblemDetails>>> History(string id, TaskStore store, int? limit, CancellationToken ct)
+    private static async Task<Results<Ok<IReadOnlyList<AuditEntry>>, ProblemHttpResult>> History(string id, TaskStore store, int? limit, CancellationToken ct)
     {
         var entries = await store.HistoryAsync(id, Math.Clamp(limit ?? 200, 1, 10_000), ct);
         return entries.Count == 0 ? NotFound(id) : TypedResults.Ok(entries);
     }
 
-    private static async Task<Results<Ok<NextRunsDto>, NotFound<ProblemDetails>, ValidationProblem>> NextRuns(
+    private static async Task<Results<Ok<NextRunsDto>, ProblemHttpResult, ValidationProblem>> NextRuns(
         string id, TaskStore store, TimeProvider time, int? count, CancellationToken ct)
     {
         var n = count ?? 5;
@@ -179,7 +178,14 @@ internal static class TasksApi
         {
             pending = "sync failed: " + e.Message;
         }
-        http.Response.Headers["ScheduleSync-Export"] = pending is null ? "done" : "pending; " + pending;
+        // A header value must be one line of visible ASCII; the reason comes from messages that may not be.
+        http.Response.Headers["ScheduleSync-Export"] = pending is null ? "done" : "pending; " + HeaderSafe(pending);
+    }
+
+    private static string HeaderSafe(string text)
+    {
+        var safe = new string([.. text.Select(c => c is >= ' ' and <= '~' ? c : ' ')]);
+        return safe.Length <= 300 ? safe : safe[..300];
     }
 
     private static string Actor(HttpContext http) =>
@@ -210,8 +216,8 @@ internal static class TasksApi
         return TypedResults.Problem(e.Message + "; reload it and try again", statusCode: StatusCodes.Status412PreconditionFailed, title: "Stale version");
     }
 
-    private static NotFound<ProblemDetails> NotFound(string id) =>
-        TypedResults.NotFound(new ProblemDetails { Title = "Not found", Detail = $"task '{id}' does not exist", Status = StatusCodes.Status404NotFound });
+    private static ProblemHttpResult NotFound(string id) =>
+        TypedResults.Problem($"task '{id}' does not exist", statusCode: StatusCodes.Status404NotFound, title: "Not found");
 
     internal readonly record struct Body(JsonElement Json, ProblemHttpResult? Problem);
 

@@ -201,6 +201,14 @@ internal static partial class ScheduleLoader
                     throw new AbortException();
                 _current = _parser.Current!;
             }
+            catch (InvalidOperationException)
+            {
+                // YamlDotNet throws this (not a YamlException) for some unfinished flow collections, e.g. "a: [b\nc: d".
+                _taskId = null;
+                var at = _current?.End ?? Mark.Empty;
+                Report((int)Math.Max(1, at.Line), (int)Math.Max(1, at.Column), "YAML syntax error: an unfinished flow collection ('[' or '{' without its closing bracket)", null);
+                throw new AbortException();
+            }
             catch (YamlException e)
             {
                 _taskId = null;
