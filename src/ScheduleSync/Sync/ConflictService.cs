@@ -78,7 +78,7 @@ internal sealed class ConflictService(SyncRunner runner)
             throw new ResolutionException($"conflict {id} is already resolved ({conflict.Choice} by {conflict.ResolvedBy})");
 
         var snapshot = _store.Read();
-        var document = snapshot.Exists ? ScheduleLoader.Load(snapshot.Bytes.Span, _store.ConfigPath) : ScheduleLoader.Parse("", _store.ConfigPath);
+        var document = runner.Load(snapshot);
         if (document.HasFileProblems)
             throw new ResolutionException($"{_store.ConfigPath} is invalid; fix it before resolving: {string.Join("; ", document.FormatProblems().Take(3))}");
         var yaml = document.Entries.FirstOrDefault(e => e.Id == conflict.TaskId);
@@ -116,9 +116,15 @@ internal sealed class ConflictService(SyncRunner runner)
 
         if (yaml?.Task?.ContentHash != result?.ContentHash)
         {
-            var text = ScheduleWriter.Apply(document, result is null ? [] : [result], result is null ? [conflict.TaskId] : []);
-            if (_store.WriteLocked(snapshot.Checksum, text) is WriteResult.ChangedMeanwhile)
-                throw new ResolutionException($"{_store.ConfigPath} changed while resolving; nothing was changed, try again");
+            var (text, written) = ScheduleWriter.ApplyWithDocument(document, result is null ? [] : [result], result is null ? [conflict.TaskId] : []);
+            switch (_store.WriteLocked(snapshot.Checksum, text))
+            {
+                case WriteResult.ChangedMeanwhile:
+                    throw new ResolutionException($"{_store.ConfigPath} changed while resolving; nothing was changed, try again");
+                case WriteResult.Written done:
+                    runner.Remember(done.Checksum, written);
+                    break;
+            }
         }
         await tx.CommitAsync(ct);
         return (await GetAsync(id, ct))!;

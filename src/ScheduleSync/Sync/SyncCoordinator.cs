@@ -1,7 +1,6 @@
 using System.Threading.Channels;
 using Npgsql;
 using ScheduleSync.Events;
-using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Sync;
 
@@ -168,7 +167,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
     private string ReadDefaultTimezone()
     {
         var snapshot = runner.Store.Read();
-        return snapshot.Exists ? ScheduleLoader.Load(snapshot.Bytes.Span, runner.Store.ConfigPath).EffectiveDefaultTimezone : "UTC";
+        return snapshot.Exists ? runner.Load(snapshot).EffectiveDefaultTimezone : "UTC";
     }
 
     /// <summary>Where a change came from: the file for imports; for exports the API when an API write asked for the run, else the database.</summary>

@@ -98,7 +98,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         var checksumAfter = snapshot.Checksum;
         if (exports.Count > 0)
         {
-            var text = ScheduleWriter.Apply(document,
+            var (text, written) = ScheduleWriter.ApplyWithDocument(document,
                 [.. exports.Where(a => a.Result is not null).Select(a => a.Result!)],
                 [.. exports.Where(a => a.Result is null).Select(a => a.Id)]);
             switch (store.WriteLocked(snapshot.Checksum, text))
@@ -106,8 +106,9 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
                 case WriteResult.ChangedMeanwhile:
                     await tx.RollbackAsync(ct);
                     return null;
-                case WriteResult.Written written:
-                    checksumAfter = written.Checksum;
+                case WriteResult.Written done:
+                    checksumAfter = done.Checksum;
+                    Remember(done.Checksum, written);
                     break;
             }
         }
@@ -156,9 +157,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         var databaseHashes = await TaskStore.ListHashesAsync(connection, tx, ct);
         var baseHashes = await ReadBaseHashesAsync(connection, tx, ct);
         var open = await ReadOpenConflictIdsAsync(connection, tx, ct);
-        var document = snapshot.Exists
-            ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath)
-            : ScheduleLoader.Parse("", store.ConfigPath);
+        var document = Load(snapshot);
         if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
             return (document, null, open);
 
@@ -199,6 +198,25 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         });
         return (document, plan, open);
     }
+
+    // The last document read or written, by checksum: when the file has not changed since, the next sync (an API
+    // write's export, say) does not parse it again.
+    private sealed record CachedDocument(string Checksum, ScheduleDocument Document);
+    private volatile CachedDocument? _lastDocument;
+
+    /// <summary>The parsed file for a snapshot, from the cache when the content is the same.</summary>
+    public ScheduleDocument Load(FileSnapshot snapshot)
+    {
+        if (_lastDocument is { } last && last.Checksum == snapshot.Checksum && snapshot.Exists)
+            return last.Document;
+        var document = snapshot.Exists
+            ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath)
+            : ScheduleLoader.Parse("", store.ConfigPath);
+        if (snapshot.Exists) Remember(snapshot.Checksum, document);
+        return document;
+    }
+
+    public void Remember(string checksum, ScheduleDocument document) => _lastDocument = new CachedDocument(checksum, document);
 
     internal static void Fault(string step)
     {
