@@ -375,7 +375,15 @@ internal sealed partial class ConfigFileStore
         if (existing.Count > 0 && time <= existing[0].TimeUtc) time = existing[0].TimeUtc.AddTicks(1);
         string name = $"{Path.GetFileName(ConfigPath)}.{time.ToString(BackupTimeFormat, CultureInfo.InvariantCulture)}" +
                       $".{current.Checksum[..ChecksumPrefixLength]}";
-        WriteAtomic(Path.Combine(BackupDirectory, name), current.Bytes.Span, meta, isTarget: false);
+        // The .bak was just written durably with this same content: give it a second name instead of writing it again
+        // (the .bak is later replaced by rename, which leaves this name pointing at this version). Copy when the
+        // backup folder is on another file system or links are not allowed.
+        var rotated = Path.Combine(BackupDirectory, name);
+        Fault("link backup", rotated, unchanged: true);
+        if (Posix.Link(BakPath, rotated) == 0)
+            FsyncDirectory(BackupDirectory, unchanged: true);
+        else
+            WriteAtomic(rotated, current.Bytes.Span, meta, isTarget: false);
 
         for (int i = _options.BackupCount - 1; i < existing.Count; i++)
         {

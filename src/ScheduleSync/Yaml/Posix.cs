@@ -75,6 +75,9 @@ internal static unsafe partial class Posix
     [LibraryImport(Libc, EntryPoint = "unlink", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int UnlinkNative(string path);
 
+    [LibraryImport(Libc, EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int LinkNative(string existingPath, string newPath);
+
     [LibraryImport(Libc, EntryPoint = "mkdir", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int MkdirNative(string path, uint mode);
 
@@ -109,6 +112,9 @@ internal static unsafe partial class Posix
     public static int Rename(string oldPath, string newPath) => Retry(() => RenameNative(oldPath, newPath));
 
     public static int Unlink(string path) => Retry(() => UnlinkNative(path));
+
+    /// <summary>A second name for a file (hard link); 0 or -errno.</summary>
+    public static int Link(string existingPath, string newPath) => Retry(() => LinkNative(existingPath, newPath));
 
     public static int Mkdir(string path, uint mode) => Retry(() => MkdirNative(path, mode));
 

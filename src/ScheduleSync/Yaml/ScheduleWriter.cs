@@ -47,8 +47,13 @@ internal static class ScheduleWriter
         var present = document.Entries.Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
         deletes = [.. deletes.Where(present.Contains)];
         if (upserts.Count == 0 && deletes.Count == 0) return (document.Text, document);
-        if (document.Tasks is { IsBlockMapping: true } section && document.IsValid)
+        if (document.HasFileProblems)
+            throw new InvalidOperationException($"internal error: {document.Path} has problems and cannot be written back");
+        if (document.Tasks is { IsBlockMapping: true } section)
             return ApplyToBlock(document, section, upserts, deletes);
+        // Not a block mapping: the section is written anew, so it must not hold invalid tasks (they would be lost).
+        if (document.Entries.Any(e => e.Task is null))
+            throw new InvalidOperationException($"internal error: the tasks of {document.Path} are not a block mapping and some are invalid; nothing was written");
         var text = RewriteSection(document, upserts, deletes);
         var after = ScheduleLoader.Parse(text, document.Path);
         Verify(document.Path, after, Expected(document, upserts, deletes));
@@ -165,6 +170,14 @@ internal static class ScheduleWriter
             foreach (var (task, offset, length) in edit.Produced)
                 newEntries.Add(new TaskEntry(task.Id, task, landed[edit] + offset, landed[edit] + offset + length, 0, 0));
         newEntries.Sort((a, b) => a.KeyIndex.CompareTo(b.KeyIndex));
+        if (document.Problems.Count > 0)
+        {
+            // Invalid tasks stay as the person wrote them (on_invalid: skip_task); their problems' positions moved, so
+            // parse the result rather than derive it (a rare path: the file has invalid tasks).
+            var parsed = ScheduleLoader.Parse(newText, document.Path);
+            Verify(document.Path, parsed, Expected(document, upserts, deletes), [.. document.InvalidTaskIds.Where(id => !deletes.Contains(id) && !upserts.Any(u => u.Id == id))]);
+            return (newText, parsed);
+        }
         if (newEntries.Count == 0)
         {
             // No task left: the section is no longer a block mapping; parse the (small) result instead of deriving it.
@@ -272,10 +285,13 @@ internal static class ScheduleWriter
         return source + separator + block + "\n";
     }
 
-    private static void Verify(string path, ScheduleDocument after, Dictionary<string, string> expected)
+    /// <summary>The text must parse with no file-level problem, hold exactly the expected valid tasks, and the expected invalid ones.</summary>
+    private static void Verify(string path, ScheduleDocument after, Dictionary<string, string> expected, IReadOnlyCollection<string>? expectedInvalid = null)
     {
         var actual = after.Entries.Where(e => e.Task is not null).ToDictionary(e => e.Id, e => e.Task!.ContentHash, StringComparer.Ordinal);
-        if (after.IsValid && actual.Count == expected.Count && expected.All(kv => actual.TryGetValue(kv.Key, out var h) && h == kv.Value))
+        var invalid = after.InvalidTaskIds.ToHashSet(StringComparer.Ordinal);
+        if (!after.HasFileProblems && invalid.SetEquals(expectedInvalid ?? [])
+            && actual.Count == expected.Count && expected.All(kv => actual.TryGetValue(kv.Key, out var h) && h == kv.Value))
             return;
         throw new InvalidOperationException(
             $"internal error: the written-back text of {path} does not hold the expected tasks; nothing was written. "
