@@ -346,7 +346,9 @@ internal static class SyncCommands
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b.Path}  {b.TimeUtc:u}  {b.ChecksumPrefix}  {b.Size} bytes"));
                 return ExitCodes.Success;
             }
-            var chosen = parse.GetValue(backup) ?? backups.FirstOrDefault()?.Path;
+            // By default the newest version that differs from what the file holds now (the rotation keeps the current one too).
+            var current = store.Read().Checksum;
+            var chosen = parse.GetValue(backup) ?? backups.FirstOrDefault(b => !current.StartsWith(b.ChecksumPrefix, StringComparison.Ordinal))?.Path;
             if (chosen is null)
             {
                 Console.Error.WriteLine($"schedsync: no backups of {settings.ConfigPath} in {store.BackupDirectory}");

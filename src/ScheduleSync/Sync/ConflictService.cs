@@ -88,6 +88,15 @@ internal sealed class ConflictService(SyncRunner runner)
         if (stored is { Task: null })
             throw new ResolutionException($"task '{conflict.TaskId}' is invalid in the database; fix it before resolving");
         var bases = await SyncRunner.ReadBaseAsync(connection, tx, ct, [conflict.TaskId]);
+        if (yaml?.Task?.ContentHash != conflict.Yaml?.ContentHash || stored?.Task?.ContentHash != conflict.Database?.ContentHash)
+        {
+            // A side changed after the conflict was shown: deciding now could discard an edit nobody saw. Show the
+            // newest versions and let the person decide again.
+            await SyncRunner.ExecuteAsync(connection, tx, "UPDATE sync_conflicts SET yaml = $2::jsonb, db = $3::jsonb WHERE id = $1", ct,
+                id, (object?)(yaml?.Task is { } y ? TaskJson.ToCanonical(y) : null) ?? DBNull.Value, (object?)(stored?.Task is { } d ? TaskJson.ToCanonical(d) : null) ?? DBNull.Value);
+            await tx.CommitAsync(ct);
+            throw new ResolutionException($"task '{conflict.TaskId}' changed since conflict {id} was stored; the conflict now shows the newest versions: review it and resolve again");
+        }
 
         var result = Decide(conflict.TaskId, choice, yaml?.Task, stored?.Task, bases.GetValueOrDefault(conflict.TaskId), fields);
         await TaskStore.SetContextAsync(connection, tx, new ChangeContext("resolve", actor), ct);

@@ -87,11 +87,13 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         await TaskStore.DeleteManyAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportDelete).Select(a => a.Id)], ct);
         await WriteBaseAsync(connection, tx,
             [.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
-            [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove).Select(a => a.Id)],
+            [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove
+                || a is { Kind: SyncActionKind.CloseConflict, Result: null }).Select(a => a.Id)],
             ct);
         var conflicts = actions.Where(a => a.Kind == SyncActionKind.Conflict).ToList();
         await InsertConflictsAsync(connection, tx, conflicts, run, ct);
         await CloseConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.CloseConflict)], ct);
+        await RefreshConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct);
         Fault("after-db");
 
         var exports = actions.Where(a => a.ChangesFile).ToList();
@@ -322,6 +324,25 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         await ExecuteAsync(connection, tx,
             "UPDATE sync_conflicts SET status = 'resolved', choice = 'auto_closed', resolved_by = 'schedsync', resolved_at = now() WHERE status = 'open' AND task_id = ANY($1)",
             ct, (object)closed.Select(c => c.Id).ToArray());
+    }
+
+    /// <summary>
+    /// A side of a frozen task changed again: the open conflict shows (and a resolution decides on) the newest versions,
+    /// so no edit made while the conflict was open goes unseen.
+    /// </summary>
+    private static async Task RefreshConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> frozen, CancellationToken ct)
+    {
+        if (frozen.Count == 0) return;
+        static string? Json(TaskDefinition? task) => task is null ? null : TaskJson.ToCanonical(task);
+        await using var command = new NpgsqlCommand("""
+            UPDATE sync_conflicts c SET yaml = f.yaml::jsonb, db = f.db::jsonb
+            FROM unnest($1::text[], $2::text[], $3::text[]) AS f(id, yaml, db)
+            WHERE c.status = 'open' AND c.task_id = f.id AND (c.yaml IS DISTINCT FROM f.yaml::jsonb OR c.db IS DISTINCT FROM f.db::jsonb)
+            """, connection, tx);
+        command.Parameters.Add(new NpgsqlParameter { Value = frozen.Select(a => a.Id).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = frozen.Select(a => Json(a.Yaml)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = frozen.Select(a => Json(a.Database)).ToArray() });
+        await command.ExecuteNonQueryAsync(ct);
     }
 
     private static async Task<long> StartRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, CancellationToken ct)

@@ -149,6 +149,16 @@ internal sealed partial class ConfigFileStore
                 $"the file on disk hashes to {written.Checksum}, not to the {newChecksum} that was written", null,
                 unchanged: false);
         }
+        // Every version written is kept too, so the last good one can be restored after someone breaks the file.
+        // Not fsynced: the file itself is durable; a backup torn by a crash is refused by Restore (checksum in its name).
+        // Best effort: the write itself has succeeded; the next write tries again (the replaced content goes in then).
+        try
+        {
+            AddToRotation(newChecksum, path => WriteAtomic(path, newBytes.Span, meta with { OwnerRequired = false }, isTarget: false, durable: false));
+        }
+        catch (IOException)
+        {
+        }
         return new WriteResult.Written(newChecksum, Replaced: true);
     }
 
@@ -270,7 +280,7 @@ internal sealed partial class ConfigFileStore
     /// temp file (O_CREAT|O_EXCL, same directory) → write → fchown/fchmod → fsync → close → rename → fsync directory.
     /// Any failure before the rename removes the temp file and leaves <paramref name="path"/> as it was.
     /// </summary>
-    private void WriteAtomic(string path, ReadOnlySpan<byte> bytes, TargetMeta meta, bool isTarget)
+    private void WriteAtomic(string path, ReadOnlySpan<byte> bytes, TargetMeta meta, bool isTarget, bool durable = true)
     {
         string directory = Path.GetDirectoryName(path)!;
         string temp = "";
@@ -313,9 +323,12 @@ internal sealed partial class ConfigFileStore
             result = Posix.Fchmod(fd, meta.Mode);
             if (result < 0) throw Failure("chmod temp file", temp, Posix.Describe(-result), -result, unchanged: true);
 
-            Fault("fsync temp file", temp, unchanged: true);
-            result = Posix.Fsync(fd);
-            if (result < 0) throw Failure("fsync temp file", temp, Posix.Describe(-result), -result, unchanged: true);
+            if (durable)
+            {
+                Fault("fsync temp file", temp, unchanged: true);
+                result = Posix.Fsync(fd);
+                if (result < 0) throw Failure("fsync temp file", temp, Posix.Describe(-result), -result, unchanged: true);
+            }
 
             Fault("close temp file", temp, unchanged: true);
             result = Posix.Close(fd);
@@ -344,7 +357,7 @@ internal sealed partial class ConfigFileStore
         }
 
         // From here on the target already has the new content (for the config file itself: not "unchanged").
-        FsyncDirectory(directory, unchanged: !isTarget);
+        if (durable) FsyncDirectory(directory, unchanged: !isTarget);
     }
 
     private void FsyncDirectory(string directory, bool unchanged)
@@ -362,7 +375,25 @@ internal sealed partial class ConfigFileStore
         }
     }
 
+    /// <summary>
+    /// Puts the replaced content into the rotation, unless it is already its newest version (it usually is: the
+    /// version ScheduleSync wrote last). It was just written durably as the .bak: it gets a second name instead of
+    /// being written again; copied when links are not possible there.
+    /// </summary>
     private void WriteRotationBackup(FileSnapshot current, TargetMeta meta)
+    {
+        AddToRotation(current.Checksum, path =>
+        {
+            Fault("link backup", path, unchanged: true);
+            if (Posix.Link(BakPath, path) == 0)
+                FsyncDirectory(BackupDirectory, unchanged: true);
+            else
+                WriteAtomic(path, current.Bytes.Span, meta, isTarget: false);
+        });
+    }
+
+    /// <summary>Adds a version to the rotation folder (named by time and checksum) and prunes it to the newest N.</summary>
+    private void AddToRotation(string checksum, Action<string> create)
     {
         if (_options.BackupCount == 0) return;
         Fault("create backup directory", BackupDirectory, unchanged: true);
@@ -370,20 +401,13 @@ internal sealed partial class ConfigFileStore
 
         Fault("list backups", BackupDirectory, unchanged: true);
         var existing = ListBackups();
+        if (existing.Count > 0 && checksum.StartsWith(existing[0].ChecksumPrefix, StringComparison.Ordinal)) return;
         // Names sort by time; if the clock went back, still sort after the newest so pruning keeps this one.
         var time = DateTime.UtcNow;
         if (existing.Count > 0 && time <= existing[0].TimeUtc) time = existing[0].TimeUtc.AddTicks(1);
         string name = $"{Path.GetFileName(ConfigPath)}.{time.ToString(BackupTimeFormat, CultureInfo.InvariantCulture)}" +
-                      $".{current.Checksum[..ChecksumPrefixLength]}";
-        // The .bak was just written durably with this same content: give it a second name instead of writing it again
-        // (the .bak is later replaced by rename, which leaves this name pointing at this version). Copy when the
-        // backup folder is on another file system or links are not allowed.
-        var rotated = Path.Combine(BackupDirectory, name);
-        Fault("link backup", rotated, unchanged: true);
-        if (Posix.Link(BakPath, rotated) == 0)
-            FsyncDirectory(BackupDirectory, unchanged: true);
-        else
-            WriteAtomic(rotated, current.Bytes.Span, meta, isTarget: false);
+                      $".{checksum[..ChecksumPrefixLength]}";
+        create(Path.Combine(BackupDirectory, name));
 
         for (int i = _options.BackupCount - 1; i < existing.Count; i++)
         {

@@ -47,14 +47,20 @@ public sealed class ConfigFileStoreFaultTests : IDisposable
                 Assert.Equal("v: 3\n", File.ReadAllText(file));
                 break;
             }
-            Assert.NotNull(error);
             failedSteps.Add(failedStep);
+            if (error is null)
+            {
+                // Only keeping the new version in the rotation is best effort: the write itself went through.
+                Assert.Equal("v: 3\n", File.ReadAllText(file));
+                Assert.Empty(_folder.TempFiles());
+                continue;
+            }
             Assert.Equal(failedStep, error.Step);
             Assert.Contains(file, error.Message, StringComparison.Ordinal);
             Assert.Contains(failedStep, error.Message, StringComparison.Ordinal);
             Assert.Equal(error.TargetUnchanged ? "v: 2\n" : "v: 3\n", File.ReadAllText(file));
             Assert.Contains(File.ReadAllText(store.BakPath), new[] { "v: 1\n", "v: 2\n" });
-            Assert.All(store.ListBackups(), b => Assert.Contains(File.ReadAllText(b.Path), new[] { "v: 0\n", "v: 1\n", "v: 2\n" }));
+            Assert.All(store.ListBackups(), b => Assert.Contains(File.ReadAllText(b.Path), new[] { "v: 0\n", "v: 1\n", "v: 2\n", "v: 3\n" }));
             Assert.Empty(_folder.TempFiles());
 
             // and the next write goes through

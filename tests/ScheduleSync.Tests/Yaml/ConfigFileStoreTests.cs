@@ -143,10 +143,12 @@ public sealed class ConfigFileStoreTests : IDisposable
         Assert.Equal(versions[5], File.ReadAllText(_file));
         Assert.Equal(versions[4], File.ReadAllText(store.BakPath));
         var backups = store.ListBackups();
+        // The rotation keeps every version written, the current one included (so it can be restored after
+        // someone breaks the file); the .bak is the one before.
         Assert.Equal(
-            [Prefix(versions[4]), Prefix(versions[3]), Prefix(versions[2])],
+            [Prefix(versions[5]), Prefix(versions[4]), Prefix(versions[3])],
             backups.Select(b => b.ChecksumPrefix));
-        Assert.Equal([versions[4], versions[3], versions[2]], backups.Select(b => File.ReadAllText(b.Path)));
+        Assert.Equal([versions[5], versions[4], versions[3]], backups.Select(b => File.ReadAllText(b.Path)));
         Assert.True(backups[0].TimeUtc > backups[1].TimeUtc && backups[1].TimeUtc > backups[2].TimeUtc);
         Assert.All(backups, b => Assert.Equal(new FileInfo(b.Path).Length, b.Size));
         Assert.Equal(3, Directory.GetFiles(store.BackupDirectory).Length);
@@ -159,16 +161,16 @@ public sealed class ConfigFileStoreTests : IDisposable
         var store = new ConfigFileStore(_file, new FileStoreOptions { BackupCount = 3 });
         foreach (string version in new[] { "v: 1\n", "v: 2\n", "v: 3\n", "v: 4\n" }) store.Update(_ => version);
         var oldest = store.ListBackups()[^1];
-        Assert.Equal("v: 1\n", File.ReadAllText(oldest.Path));
+        Assert.Equal("v: 2\n", File.ReadAllText(oldest.Path));
 
         string checksum = store.Restore(oldest);
 
-        Assert.Equal("v: 1\n", File.ReadAllText(_file));
-        Assert.Equal(ConfigFileStore.Checksum(Bytes.Utf8("v: 1\n")), checksum);
+        Assert.Equal("v: 2\n", File.ReadAllText(_file));
+        Assert.Equal(ConfigFileStore.Checksum(Bytes.Utf8("v: 2\n")), checksum);
         Assert.Equal("v: 4\n", File.ReadAllText(store.BakPath));
         var backups = store.ListBackups();
-        Assert.Equal(Prefix("v: 4\n"), backups[0].ChecksumPrefix);
-        Assert.Equal(["v: 4\n", "v: 3\n", "v: 2\n"], backups.Select(b => File.ReadAllText(b.Path)));
+        Assert.Equal(Prefix("v: 2\n"), backups[0].ChecksumPrefix);
+        Assert.Equal(["v: 2\n", "v: 4\n", "v: 3\n"], backups.Select(b => File.ReadAllText(b.Path)));
     }
 
     [Fact]
