@@ -21,6 +21,13 @@ namespace ScheduleSync.Tests.Sync;
 /// <remarks>
 /// A failure prints the CsCheck seed, the scenario (its operations) and the trace of what each step did. Replay it with
 /// the environment variable <c>CsCheck_Seed=&lt;seed&gt;</c>; run longer with <c>CsCheck_Iter=500</c>.
+/// <para>
+/// "Every edit" means every edit the system took on: a file edit counts once a sync read it (unless the task was left
+/// alone, frozen by a conflict or invalid in the database) or a resolution read it; a file edit the person overwrote
+/// in the file before that was never the system's. One known bug is excused and counted in the output: a file edit made
+/// while its task's conflict was open and then discarded by the resolution is recorded only in the <c>.bak</c>
+/// (Resolution_records_a_file_edit_it_discards_that_was_made_after_the_conflict_was_stored).
+/// </para>
 /// </remarks>
 public sealed class SyncModelPropertyTests(ITestOutputHelper output) : IAsyncLifetime
 {
