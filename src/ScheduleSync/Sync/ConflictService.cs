@@ -92,8 +92,7 @@ internal sealed class ConflictService(SyncRunner runner)
         {
             // A side changed after the conflict was shown: deciding now could discard an edit nobody saw. Show the
             // newest versions and let the person decide again.
-            await SyncRunner.ExecuteAsync(connection, tx, "UPDATE sync_conflicts SET yaml = $2::jsonb, db = $3::jsonb WHERE id = $1", ct,
-                id, (object?)(yaml?.Task is { } y ? TaskJson.ToCanonical(y) : null) ?? DBNull.Value, (object?)(stored?.Task is { } d ? TaskJson.ToCanonical(d) : null) ?? DBNull.Value);
+            await SyncRunner.RefreshConflictVersionsAsync(connection, tx, [(conflict.TaskId, yaml?.Task, stored?.Task)], null, ct);
             await tx.CommitAsync(ct);
             throw new ResolutionException($"task '{conflict.TaskId}' changed since conflict {id} was stored; the conflict now shows the newest versions: review it and resolve again");
         }

@@ -93,7 +93,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         var conflicts = actions.Where(a => a.Kind == SyncActionKind.Conflict).ToList();
         await InsertConflictsAsync(connection, tx, conflicts, run, ct);
         await CloseConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.CloseConflict)], ct);
-        await RefreshConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct);
+        await RefreshConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct, run);
         Fault("after-db");
 
         var exports = actions.Where(a => a.ChangesFile).ToList();
@@ -328,21 +328,34 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
 
     /// <summary>
     /// A side of a frozen task changed again: the open conflict shows (and a resolution decides on) the newest versions,
-    /// so no edit made while the conflict was open goes unseen.
+    /// so no edit made while the conflict was open goes unseen. The file side's superseded version is audited (the
+    /// database side's changes already are, by the trigger).
     /// </summary>
-    private static async Task RefreshConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> frozen, CancellationToken ct)
+    private static Task RefreshConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> frozen, CancellationToken ct, long? run = null) =>
+        RefreshConflictVersionsAsync(connection, tx, [.. frozen.Select(a => (a.Id, a.Yaml, a.Database))], run, ct);
+
+    internal static async Task<int> RefreshConflictVersionsAsync(NpgsqlConnection connection, NpgsqlTransaction tx,
+        IReadOnlyList<(string Id, TaskDefinition? Yaml, TaskDefinition? Database)> current, long? run, CancellationToken ct)
     {
-        if (frozen.Count == 0) return;
+        if (current.Count == 0) return 0;
         static string? Json(TaskDefinition? task) => task is null ? null : TaskJson.ToCanonical(task);
         await using var command = new NpgsqlCommand("""
-            UPDATE sync_conflicts c SET yaml = f.yaml::jsonb, db = f.db::jsonb
-            FROM unnest($1::text[], $2::text[], $3::text[]) AS f(id, yaml, db)
-            WHERE c.status = 'open' AND c.task_id = f.id AND (c.yaml IS DISTINCT FROM f.yaml::jsonb OR c.db IS DISTINCT FROM f.db::jsonb)
+            WITH changed AS (
+                SELECT c.id, c.task_id, c.yaml AS old_yaml, f.yaml::jsonb AS new_yaml, f.db::jsonb AS new_db
+                FROM sync_conflicts c JOIN unnest($1::text[], $2::text[], $3::text[]) AS f(id, yaml, db) ON c.task_id = f.id
+                WHERE c.status = 'open' AND (c.yaml IS DISTINCT FROM f.yaml::jsonb OR c.db IS DISTINCT FROM f.db::jsonb)
+            ), audited AS (
+                INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                SELECT task_id, 'update', 'yaml', 'schedsync:open-conflict', old_yaml, new_yaml, $4 FROM changed
+                WHERE old_yaml IS DISTINCT FROM new_yaml
+            )
+            UPDATE sync_conflicts c SET yaml = changed.new_yaml, db = changed.new_db FROM changed WHERE c.id = changed.id
             """, connection, tx);
-        command.Parameters.Add(new NpgsqlParameter { Value = frozen.Select(a => a.Id).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = frozen.Select(a => Json(a.Yaml)).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = frozen.Select(a => Json(a.Database)).ToArray() });
-        await command.ExecuteNonQueryAsync(ct);
+        command.Parameters.Add(new NpgsqlParameter { Value = current.Select(c => c.Id).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = current.Select(c => Json(c.Yaml)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = current.Select(c => Json(c.Database)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+        return await command.ExecuteNonQueryAsync(ct);
     }
 
     private static async Task<long> StartRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, CancellationToken ct)
