@@ -94,6 +94,34 @@ internal static class Profile
                     Directory.Delete(folder, recursive: true);
                     break;
                 }
+            case "jit":
+                {
+                    // The cold import's two bulk statements with PostgreSQL's JIT on (the server default) and off.
+                    await using var env = await BenchEnvironment.StartAsync();
+                    var tasksToImport = ScheduleLoader.Load(bytes, "p.yml").ValidTasks.ToList();
+                    foreach (var jit in new[] { "on", "off", "on", "off", "on", "off" })
+                    {
+                        var connectionString = await env.CreateDatabaseAsync("jit");
+                        await using (var dataSource = NpgsqlDataSource.Create(connectionString))
+                        {
+                            await env.SettleAsync();
+                            await using var connection = await dataSource.OpenConnectionAsync();
+                            await using var tx = await connection.BeginTransactionAsync();
+                            await SyncRunner.ExecuteAsync(connection, tx, $"SET LOCAL jit = {jit}", default);
+                            await TaskStore.SetContextAsync(connection, tx, new ChangeContext("yaml", "jit"), default);
+                            var start = Stopwatch.GetTimestamp();
+                            await TaskStore.UpsertManyAsync(connection, tx, tasksToImport, "jit", default);
+                            var upsert = Floors.Ms(start);
+                            start = Stopwatch.GetTimestamp();
+                            await SyncRunner.WriteBaseAsync(connection, tx, tasksToImport, [], default);
+                            var writeBase = Floors.Ms(start);
+                            await tx.CommitAsync();
+                            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"N={n} jit={jit}: UpsertManyAsync {upsert:0} ms, WriteBaseAsync {writeBase:0} ms"));
+                        }
+                        await env.DropDatabaseAsync(connectionString);
+                    }
+                    break;
+                }
             default:
                 Console.Error.WriteLine("profile load|apply|dbtofile|filetodb N SECONDS");
                 return 1;
