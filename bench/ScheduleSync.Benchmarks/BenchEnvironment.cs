@@ -103,6 +103,7 @@ internal sealed class BenchEnvironment : IAsyncDisposable
                 + ", kernel " + (TryRead("/proc/sys/kernel/osrelease") ?? "?").Trim(),
             [".NET"] = RuntimeInformation.FrameworkDescription + (System.Runtime.GCSettings.IsServerGC ? ", server GC" : ", workstation GC"),
             ["temp folder"] = Root + " (" + FileSystemOf(Root) + ")",
+            ["load average at start (1/5/15 min)"] = LoadAverage(),
         };
         await using var connection = new NpgsqlConnection(AdminConnectionString);
         await connection.OpenAsync();
@@ -118,6 +119,9 @@ internal sealed class BenchEnvironment : IAsyncDisposable
             + ", wal_sync_method=" + await Scalar("SHOW wal_sync_method");
         return info;
     }
+
+    /// <summary>Other work on the machine (another test suite, a build) shows here; the numbers are only as clean as this.</summary>
+    public static string LoadAverage() => string.Join(" / ", (TryRead("/proc/loadavg") ?? "? ? ?").Split(' ').Take(3));
 
     private static string? TryRead(string path)
     {

@@ -70,7 +70,7 @@ internal static class Scenarios
             ParserBench.Run(report, [1000, 10_000]);
 
         var markdown = report.Markdown()
-            + string.Create(CultureInfo.InvariantCulture, $"\nTotal time of this run: {clock.Elapsed.TotalMinutes:0.0} min.\n");
+            + string.Create(CultureInfo.InvariantCulture, $"\nTotal time of this run: {clock.Elapsed.TotalMinutes:0.0} min; load average at the end (1/5/15 min): {BenchEnvironment.LoadAverage()}.\n");
         Console.WriteLine();
         Console.WriteLine(markdown);
         report.WriteJson(json);
