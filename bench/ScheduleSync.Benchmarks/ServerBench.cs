@@ -98,7 +98,7 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
             ["enabled"] = t.Enabled,
             ["timeout_seconds"] = t.TimeoutSeconds,
             ["max_retries"] = t.MaxRetries,
-            ["tags"] = TaskFiles.AvoidFlowCollectionAtTaskEnd ? Array.Empty<string>() : t.Tags.ToArray(),
+            ["tags"] = t.Tags.ToArray(),
         });
         return new StringContent(json, Encoding.UTF8, "application/json");
     }

@@ -227,7 +227,7 @@ internal sealed class SyncBench(BenchEnvironment env, Report report, int n, int 
         await env.SettleAsync();
         for (var i = -1; i < runs; i++)
         {
-            current = current with { Command = TaskFiles.Command(dbTask, ++dbVariant), Tags = TaskFiles.AvoidFlowCollectionAtTaskEnd ? [] : current.Tags };
+            current = current with { Command = TaskFiles.Command(dbTask, ++dbVariant) };
             await tasks.UpdateAsync(current, null, new ChangeContext("api", "bench"));
             var start = Stopwatch.GetTimestamp();
             var result = await sync.RunAsync("cli");

@@ -12,6 +12,8 @@ namespace ScheduleSync.Hosting;
 /// </summary>
 internal sealed partial class FileWatcherService(SyncCoordinator coordinator, IOptions<ServerOptions> options, ILogger<FileWatcherService> logger) : BackgroundService
 {
+    // Never disposed: the watcher's threads may still raise an event while the service is being disposed, and a
+    // semaphore without a wait handle holds nothing to release.
     private readonly SemaphoreSlim _signal = new(0);
     private volatile bool _restart;
 
@@ -98,11 +100,6 @@ internal sealed partial class FileWatcherService(SyncCoordinator coordinator, IO
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
-    public override void Dispose()
-    {
-        _signal.Dispose();
-        base.Dispose();
-    }
 
     private static partial class Log
     {

@@ -27,7 +27,10 @@ internal sealed record FileSnapshot(bool Exists, ReadOnlyMemory<byte> Bytes, str
     public static FileSnapshot Absent { get; } = new(false, ReadOnlyMemory<byte>.Empty, AbsentChecksum, null);
 
     /// <summary>The content decoded as UTF-8 (invalid sequences become U+FFFD; <see cref="Bytes"/> keeps the original).</summary>
-    public string Text { get; } = Encoding.UTF8.GetString(Bytes.Span);
+    public string Text => _text ??= Encoding.UTF8.GetString(Bytes.Span);
+
+    // Decoded on first use only: a no-op sync hashes the bytes and never needs the text.
+    private string? _text;
 }
 
 internal abstract record WriteResult
