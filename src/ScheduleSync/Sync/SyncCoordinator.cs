@@ -28,6 +28,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
     private sealed record Request(string Trigger, TaskCompletionSource<SyncResult>? Done);
 
     private readonly Channel<Request> _requests = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
+    private static readonly TimeSpan NotifyCoalescing = TimeSpan.FromMilliseconds(3);
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>The checksum the file had after the last run: a watcher event with this checksum is our own write.</summary>
@@ -79,6 +80,10 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
         {
             while (await _requests.Reader.WaitToReadAsync(stoppingToken))
             {
+                // An API write's NOTIFY arrives just before the API asks for its export: wait a moment so both are
+                // served by one run instead of two.
+                if (_requests.Reader.TryPeek(out var first) && first.Trigger == "notify")
+                    await Task.Delay(NotifyCoalescing, stoppingToken);
                 batch.Clear();
                 while (_requests.Reader.TryRead(out var request)) batch.Add(request);
                 if (batch.Count == 0) continue;

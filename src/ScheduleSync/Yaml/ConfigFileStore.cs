@@ -131,7 +131,9 @@ internal sealed partial class ConfigFileStore
             }
             // Backups get the file's permissions (they hold the same content) and, where we may, its owner.
             var backupMeta = new TargetMeta(existing.Permissions, existing.Uid, existing.Gid, OwnerRequired: false);
-            WriteAtomic(BakPath, current.Bytes.Span, backupMeta, isTarget: false);
+            // Backups are not fsynced: they do not protect the target (which is), and each fsync costs milliseconds
+            // on every save. A backup torn by a power loss is refused by Restore (its checksum no longer matches).
+            WriteAtomic(BakPath, current.Bytes.Span, backupMeta, isTarget: false, durable: false);
             WriteRotationBackup(current, backupMeta);
         }
 
@@ -385,10 +387,8 @@ internal sealed partial class ConfigFileStore
         AddToRotation(current.Checksum, path =>
         {
             Fault("link backup", path, unchanged: true);
-            if (Posix.Link(BakPath, path) == 0)
-                FsyncDirectory(BackupDirectory, unchanged: true);
-            else
-                WriteAtomic(path, current.Bytes.Span, meta, isTarget: false);
+            if (Posix.Link(BakPath, path) != 0)
+                WriteAtomic(path, current.Bytes.Span, meta, isTarget: false, durable: false);
         });
     }
 
