@@ -180,7 +180,9 @@ internal static class SyncCommands
                     text.Append(CultureInfo.InvariantCulture, $"    {field}: base {TaskFields.Value(action.Base, field) ?? "(none)"}, file {TaskFields.Value(action.Yaml, field) ?? "(none)"}, database {TaskFields.Value(action.Database, field) ?? "(none)"}\n");
                 continue;
             }
-            if (action.Kind is SyncActionKind.SetBase or SyncActionKind.DropBase or SyncActionKind.CloseConflict) continue;
+            // A removal needs no field list: the whole task goes.
+            if (action.Kind is SyncActionKind.SetBase or SyncActionKind.DropBase or SyncActionKind.CloseConflict
+                or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove) continue;
             foreach (var (field, from, to) in FieldChanges(action))
                 text.Append(CultureInfo.InvariantCulture, $"    {field}: {from ?? "(none)"} -> {to ?? "(none)"}\n");
         }
