@@ -131,17 +131,6 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         return current;
     }
 
-    /// <summary>Every task's id and stored content hash (null after a plain-SQL change): what a sync compares first.</summary>
-    public static async Task<Dictionary<string, string?>> ListHashesAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand("SELECT id, content_hash FROM scheduled_tasks", connection, tx);
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        var hashes = new Dictionary<string, string?>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct))
-            hashes[reader.GetString(0)] = reader.IsDBNull(1) ? null : reader.GetString(1);
-        return hashes;
-    }
-
     /// <summary>
     /// Inserts or updates many tasks in one statement (arrays through <c>unnest</c>); rows whose content hash is
     /// unchanged are not touched. The caller's transaction names the source for the audit trigger.

@@ -52,17 +52,12 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         using var fileLock = store.Lock();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        // PostgreSQL's JIT compiles the bulk statements anew each run, costing more than it saves (bench: 10k import).
-        await ExecuteAsync(connection, tx, "SELECT pg_advisory_xact_lock($1), set_config('jit', 'off', true)", ct, SyncLockKey);
-
+        var (counter, syncedCounter, syncedChecksum, openCount) = await LockAndReadStateAsync(connection, tx, ct);
         var snapshot = store.Read();
-        var (counter, syncedCounter, syncedChecksum) = await ReadStateAsync(connection, tx, ct);
         if (!force && syncedCounter == counter && syncedChecksum == snapshot.Checksum)
-            return new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = await CountOpenConflictsAsync(connection, tx, ct) };
+            return new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = openCount };
 
-        // Writers wait for the (short) run, so nothing changes between what we read and what we write.
-        await ExecuteAsync(connection, tx, "LOCK TABLE scheduled_tasks IN SHARE ROW EXCLUSIVE MODE", ct);
-        var (document, plan, open) = await PrepareAsync(connection, tx, snapshot, allowMassDelete, ct);
+        var (document, plan, open) = await PrepareAsync(connection, tx, snapshot, allowMassDelete, lockTable: true, ct);
         if (plan is null)
         {
             var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
@@ -78,8 +73,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             return new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
         }
 
-        var run = await StartRunAsync(connection, tx, trigger, snapshot.Checksum, ct);
-        await TaskStore.SetContextAsync(connection, tx, new ChangeContext(source, $"schedsync:{trigger}", run), ct);
+        var run = await StartRunAsync(connection, tx, trigger, snapshot.Checksum, new ChangeContext(source, $"schedsync:{trigger}"), ct);
 
         var actions = plan.Actions;
         await TaskStore.UpsertManyAsync(connection, tx,
@@ -143,7 +137,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
-        var (document, plan, _) = await PrepareAsync(connection, tx, store.Read(), allowMassDelete, ct);
+        var (document, plan, _) = await PrepareAsync(connection, tx, store.Read(), allowMassDelete, lockTable: false, ct);
         await tx.RollbackAsync(ct);
         return (document, plan);
     }
@@ -155,11 +149,9 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     /// open conflict, or a row changed by plain SQL) are loaded in full and planned, so one change costs little.
     /// </summary>
     private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open)> PrepareAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, CancellationToken ct)
+        NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, bool lockTable, CancellationToken ct)
     {
-        var databaseHashes = await TaskStore.ListHashesAsync(connection, tx, ct);
-        var baseHashes = await ReadBaseHashesAsync(connection, tx, ct);
-        var open = await ReadOpenConflictIdsAsync(connection, tx, ct);
+        var (databaseHashes, baseHashes, open) = await ReadHashesAsync(connection, tx, lockTable, ct);
         var document = Load(snapshot);
         if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
             return (document, null, open);
@@ -227,12 +219,58 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             Process.GetCurrentProcess().Kill(); // SIGKILL: no finally blocks, no flush — a real crash.
     }
 
-    private static async Task<(long Counter, long? SyncedCounter, string? SyncedChecksum)> ReadStateAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    /// <summary>
+    /// Takes the sync lock and reads the sync state and the open-conflict count in one round trip. Each statement of
+    /// the batch gets its own snapshot (read committed), so the state is read after the lock is held.
+    /// </summary>
+    private static async Task<(long Counter, long? SyncedCounter, string? SyncedChecksum, int Open)> LockAndReadStateAsync(
+        NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
     {
-        await using var command = new NpgsqlCommand("SELECT change_counter, synced_change_counter, synced_file_checksum FROM sync_state WHERE id = 1", connection, tx);
-        await using var reader = await command.ExecuteReaderAsync(ct);
+        await using var batch = new NpgsqlBatch(connection, tx)
+        {
+            BatchCommands =
+            {
+                // PostgreSQL's JIT compiles the bulk statements anew each run, costing more than it saves (bench: 10k import).
+                new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1), set_config('jit', 'off', true)") { Parameters = { new NpgsqlParameter { Value = SyncLockKey } } },
+                new NpgsqlBatchCommand("SELECT change_counter, synced_change_counter, synced_file_checksum FROM sync_state WHERE id = 1"),
+                new NpgsqlBatchCommand("SELECT count(*)::int FROM sync_conflicts WHERE status = 'open'"),
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        await reader.NextResultAsync(ct);
         await reader.ReadAsync(ct);
-        return (reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+        var state = (reader.GetInt64(0), reader.IsDBNull(1) ? (long?)null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+        await reader.NextResultAsync(ct);
+        await reader.ReadAsync(ct);
+        return (state.Item1, state.Item2, state.Item3, reader.GetInt32(0));
+    }
+
+    /// <summary>
+    /// Every task's stored hash, every base hash and the ids with open conflicts, in one round trip; with
+    /// <paramref name="lockTable"/>, writers first wait for the (short) run, so nothing changes between what the run
+    /// reads and what it writes.
+    /// </summary>
+    private static async Task<(Dictionary<string, string?> Database, Dictionary<string, string> Base, HashSet<string> Open)> ReadHashesAsync(
+        NpgsqlConnection connection, NpgsqlTransaction tx, bool lockTable, CancellationToken ct)
+    {
+        await using var batch = new NpgsqlBatch(connection, tx);
+        if (lockTable) batch.BatchCommands.Add(new NpgsqlBatchCommand("LOCK TABLE scheduled_tasks IN SHARE ROW EXCLUSIVE MODE"));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT id, content_hash FROM scheduled_tasks"));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT task_id, content_hash FROM sync_base"));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT task_id FROM sync_conflicts WHERE status = 'open'"));
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        var database = new Dictionary<string, string?>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            database[reader.GetString(0)] = reader.IsDBNull(1) ? null : reader.GetString(1);
+        await reader.NextResultAsync(ct);
+        var bases = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            bases[reader.GetString(0)] = reader.GetString(1);
+        await reader.NextResultAsync(ct);
+        var open = new HashSet<string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            open.Add(reader.GetString(0));
+        return (database, bases, open);
     }
 
     /// <summary>The base of every task (or only of the given ids).</summary>
@@ -250,32 +288,6 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             bases[reader.GetString(0)] = task;
         }
         return bases;
-    }
-
-    private static async Task<Dictionary<string, string>> ReadBaseHashesAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand("SELECT task_id, content_hash FROM sync_base", connection, tx);
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct))
-            hashes[reader.GetString(0)] = reader.GetString(1);
-        return hashes;
-    }
-
-    private static async Task<HashSet<string>> ReadOpenConflictIdsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand("SELECT task_id FROM sync_conflicts WHERE status = 'open'", connection, tx);
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        var ids = new HashSet<string>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct))
-            ids.Add(reader.GetString(0));
-        return ids;
-    }
-
-    private static async Task<int> CountOpenConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand("SELECT count(*) FROM sync_conflicts WHERE status = 'open'", connection, tx);
-        return Convert.ToInt32(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     internal static async Task WriteBaseAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<TaskDefinition> upserts, IReadOnlyList<string> deletes, CancellationToken ct)
@@ -359,12 +371,21 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         return await command.ExecuteNonQueryAsync(ct);
     }
 
-    private static async Task<long> StartRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, CancellationToken ct)
+    /// <summary>Records the run and names it (source, actor, run id) for the audit trigger, in one statement.</summary>
+    private static async Task<long> StartRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, ChangeContext context, CancellationToken ct)
     {
-        await using var command = new NpgsqlCommand("INSERT INTO sync_runs (trigger, checksum_before) VALUES ($1, $2) RETURNING id", connection, tx);
+        await using var command = new NpgsqlCommand("""
+            WITH run AS (INSERT INTO sync_runs (trigger, checksum_before) VALUES ($1, $2) RETURNING id)
+            SELECT id, set_config('schedsync.source', $3, true), set_config('schedsync.actor', $4, true), set_config('schedsync.sync_run', id::text, true)
+            FROM run
+            """, connection, tx);
         command.Parameters.Add(new NpgsqlParameter { Value = trigger });
         command.Parameters.Add(new NpgsqlParameter { Value = checksum });
-        return (long)(await command.ExecuteScalarAsync(ct))!;
+        command.Parameters.Add(new NpgsqlParameter { Value = context.Source });
+        command.Parameters.Add(new NpgsqlParameter { Value = context.Actor });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return reader.GetInt64(0);
     }
 
     private static async Task<long> RecordFailedRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, string error, CancellationToken ct)
