@@ -38,13 +38,17 @@ internal static class SyncCommands
                 await using var host = await CliHost.OpenAsync(settings, ct);
                 return await body(parse, host, ct);
             }
-            catch (Exception e) when (e is Hosting.EmbeddedPostgresException or Npgsql.NpgsqlException or FileStoreException
-                or FileLockTimeoutException or ResolutionException or ConflictNotFoundException or IOException or InvalidOperationException)
+            catch (Exception e) when (IsReportable(e))
             {
                 Console.Error.WriteLine($"schedsync: {e.Message}");
                 return ExitCodes.Error;
             }
         });
+
+    /// <summary>Failures a command reports as one line and exit code 1 (anything else is a bug and keeps its stack trace).</summary>
+    private static bool IsReportable(Exception e) =>
+        e is Hosting.EmbeddedPostgresException or Npgsql.NpgsqlException or FileLockTimeoutException or ResolutionException
+            or ConflictNotFoundException or IOException or InvalidOperationException; // FileStoreException is an IOException
 
     private static Command Sync()
     {
@@ -106,7 +110,7 @@ internal static class SyncCommands
         var command = new Command("plan", "Show what a sync would do now, per task and per field, without changing anything") { AllowMassDelete };
         Run(command, async (parse, host, ct) =>
         {
-            var (document, plan) = await host.Runner.PlanAsync(parse.GetValue(AllowMassDelete), ct);
+            var (document, plan) = await host.Runner.PlanAsync(parse.GetValue(AllowMassDelete), ct: ct);
             if (plan is null)
             {
                 foreach (var line in document.FormatProblems()) Console.WriteLine(line);
@@ -365,7 +369,7 @@ internal static class SyncCommands
                 PrintResult(settings.ConfigPath, result);
                 return ExitCode(result);
             }
-            catch (Exception e) when (e is FileStoreException or FileLockTimeoutException or IOException or Npgsql.NpgsqlException or Hosting.EmbeddedPostgresException)
+            catch (Exception e) when (IsReportable(e))
             {
                 Console.Error.WriteLine($"schedsync: {e.Message}");
                 return ExitCodes.Error;

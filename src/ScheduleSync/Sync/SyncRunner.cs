@@ -133,11 +133,12 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     }
 
     /// <summary>What a sync would do now, without changing anything (no locks: a read-only snapshot).</summary>
-    public async Task<(ScheduleDocument Document, SyncPlan? Plan)> PlanAsync(bool allowMassDelete = false, CancellationToken ct = default)
+    /// <param name="snapshot">The file as the caller already read it; read here when absent.</param>
+    public async Task<(ScheduleDocument Document, SyncPlan? Plan)> PlanAsync(bool allowMassDelete = false, FileSnapshot? snapshot = null, CancellationToken ct = default)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
-        var (document, plan, _) = await PrepareAsync(connection, tx, store.Read(), allowMassDelete, lockTable: false, ct);
+        var (document, plan, _) = await PrepareAsync(connection, tx, snapshot ?? store.Read(), allowMassDelete, lockTable: false, ct);
         await tx.RollbackAsync(ct);
         return (document, plan);
     }

@@ -15,7 +15,8 @@ internal static class SyncStatusReader
     public static async Task<SyncStatusReport> ReadAsync(SyncRunner runner, CancellationToken ct)
     {
         var snapshot = runner.Store.Read();
-        var (document, plan) = await runner.PlanAsync(ct: ct);
+        // One read of the file: the checksum reported is the content the plan was made from.
+        var (document, plan) = await runner.PlanAsync(snapshot: snapshot, ct: ct);
         await using var connection = await runner.DataSource.OpenConnectionAsync(ct);
         await using var command = new NpgsqlCommand("""
             SELECT s.change_counter, s.synced_change_counter, s.synced_file_checksum,
