@@ -8,30 +8,80 @@ internal static class ServeCommand
 {
     public static Command Build()
     {
-        var token = new Option<string?>("--token") { Description = "API bearer token (env SCHEDSYNC_TOKEN); without one, only loopback addresses are allowed" };
-        var urls = new Option<string?>("--urls") { Description = "Where to listen (env SCHEDSYNC_URLS; default http://127.0.0.1:5080)" };
-        var command = new Command("serve", "Run the server: REST API, WebSocket events, file watcher, NOTIFY listener, periodic sync") { token, urls };
+        var token = new Option<string?>("--token") { Description = "API bearer token (env SCHEDSYNC_TOKEN; visible in process listings: prefer --token-file); without one, only loopback addresses are allowed" };
+        var tokenFile = new Option<string?>("--token-file") { Description = "Read the API bearer token from this file (env SCHEDSYNC_TOKEN_FILE); a trailing newline is ignored" };
+        var urls = new Option<string?>("--urls") { Description = "Where to listen (env SCHEDSYNC_URLS or ASPNETCORE_URLS; default http://127.0.0.1:5080)" };
+        var command = new Command("serve", "Run the server: REST API, WebSocket events, file watcher, NOTIFY listener, periodic sync") { token, tokenFile, urls };
         command.SetAction(async (parse, ct) =>
         {
             var settings = CliSettings.From(parse);
             var server = new ServerOptions();
             CliSettings.Configuration().GetSection("ScheduleSync:Server").Bind(server);
-            server.Token = parse.GetValue(token) ?? NonEmpty(Environment.GetEnvironmentVariable("SCHEDSYNC_TOKEN")) ?? server.Token;
-            server.Urls = parse.GetValue(urls) ?? NonEmpty(Environment.GetEnvironmentVariable("SCHEDSYNC_URLS")) ?? server.Urls;
+            server.Urls = parse.GetValue(urls) ?? NonEmpty(Environment.GetEnvironmentVariable("SCHEDSYNC_URLS"))
+                ?? NonEmpty(Environment.GetEnvironmentVariable("ASPNETCORE_URLS")) ?? server.Urls;
+            WebApplication? app = null;
             try
             {
-                await using var app = await ServerHost.BuildServerAsync(settings, server, ct: ct);
-                await app.RunAsync();
+                server.Token = ResolveToken(parse.GetValue(token), parse.GetValue(tokenFile)) ?? server.Token;
+                app = await ServerHost.BuildServerAsync(settings, server, ct: ct);
+                try
+                {
+                    await app.StartAsync(CancellationToken.None);
+                }
+                catch
+                {
+                    // Started hosted services (and the embedded cluster) are stopped before saying why.
+                    await app.StopAsync(CancellationToken.None);
+                    throw;
+                }
+                await app.WaitForShutdownAsync(CancellationToken.None);
                 return ExitCodes.Success;
             }
-            catch (Exception e) when (e is InvalidOperationException or EmbeddedPostgresException or Npgsql.NpgsqlException or IOException)
+            catch (Exception e) when (e is InvalidOperationException or EmbeddedPostgresException or Npgsql.NpgsqlException or IOException or TokenFileException)
             {
                 Console.Error.WriteLine($"schedsync: {e.Message}");
                 return ExitCodes.Error;
+            }
+            finally
+            {
+                if (app is not null) await app.DisposeAsync();
             }
         });
         return command;
     }
 
+    /// <summary>A flag wins over the environment; a token given twice at the same level is an error, not a guess.</summary>
+    private static string? ResolveToken(string? flag, string? flagFile)
+    {
+        if (flag is not null && flagFile is not null) throw new TokenFileException("give --token or --token-file, not both");
+        if (flag is not null) return NonEmpty(flag) ?? throw new TokenFileException("--token is empty");
+        if (flagFile is not null) return ReadTokenFile(flagFile, "--token-file");
+        var env = NonEmpty(Environment.GetEnvironmentVariable("SCHEDSYNC_TOKEN"));
+        var envFile = NonEmpty(Environment.GetEnvironmentVariable("SCHEDSYNC_TOKEN_FILE"));
+        if (env is not null && envFile is not null) throw new TokenFileException("set SCHEDSYNC_TOKEN or SCHEDSYNC_TOKEN_FILE, not both");
+        return env ?? (envFile is null ? null : ReadTokenFile(envFile, "SCHEDSYNC_TOKEN_FILE"));
+    }
+
+    private static string ReadTokenFile(string path, string source)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            // The message names the file, never its content.
+            throw new TokenFileException($"cannot read the token file {path} ({source}): {e.Message}");
+        }
+        var trimmed = text.TrimEnd('\r', '\n');
+        if (trimmed.Trim().Length == 0) throw new TokenFileException($"the token file {path} ({source}) is empty");
+        if (trimmed.Any(char.IsControl) || trimmed.Trim().Length != trimmed.Length)
+            throw new TokenFileException($"the token file {path} ({source}) must hold the token alone on one line (no spaces or control characters around it)");
+        return trimmed;
+    }
+
     private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+
+    private sealed class TokenFileException(string message) : Exception(message);
 }

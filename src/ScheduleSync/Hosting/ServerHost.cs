@@ -1,6 +1,3 @@
-using System.Net;
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -19,8 +16,9 @@ internal static class ServerHost
     public static async Task<WebApplication> BuildServerAsync(CliSettings settings, ServerOptions server, Action<WebApplicationBuilder>? configure = null, CancellationToken ct = default)
     {
         var urls = server.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (string.IsNullOrEmpty(server.Token) && urls.FirstOrDefault(u => !IsLoopback(u)) is { } open)
-            throw new InvalidOperationException($"refusing to listen on {open} without a token: set --token / SCHEDSYNC_TOKEN, or listen on loopback only (127.0.0.1, [::1], localhost)");
+        // Fails early on the configured URLs; ListenAddressCheck checks again what was actually bound.
+        if (string.IsNullOrEmpty(server.Token) && urls.FirstOrDefault(u => !ListenAddresses.IsLoopback(u)) is { } open)
+            throw new InvalidOperationException($"refusing to listen on {open} without a token: set --token / --token-file / SCHEDSYNC_TOKEN, or listen on loopback only (127.0.0.1, [::1], localhost)");
 
         EmbeddedPostgres? embedded = null;
         var connectionString = settings.Database;
@@ -31,6 +29,8 @@ internal static class ServerHost
         }
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        // The user's appsettings.json in the working directory applies too (as for the CLI), the environment still wins.
+        builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true).AddEnvironmentVariables();
         builder.WebHost.UseUrls(urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = server.MaxRequestBodyBytes);
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
@@ -56,6 +56,7 @@ internal static class ServerHost
         services.AddHostedService<PeriodicSyncService>();
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
         services.AddProblemDetails();
+        services.AddServerSecurity(builder.Logging, server.Token);
         services.AddOpenApi();
         services.AddHealthChecks()
             .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])
@@ -71,54 +72,24 @@ internal static class ServerHost
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
-        app.Use(BearerToken(server.Token));
+        app.UseServerSecurity();
         app.MapOpenApi("/openapi.json");
-        app.MapHealthChecks("/healthz", new() { Predicate = _ => false });
-        app.MapHealthChecks("/readyz", new() { Predicate = c => c.Tags.Contains("ready") });
-        app.MapTasks();
-        app.MapSync();
-        app.MapEvents();
+        app.MapHealthChecks("/healthz", new() { Predicate = _ => false }).AllowAnonymous();
+        app.MapHealthChecks("/readyz", new() { Predicate = c => c.Tags.Contains("ready") }).AllowAnonymous();
+        // Everything else needs the token (when one is set); the fallback policy also closes endpoints mapped elsewhere.
+        var api = app.MapGroup("").RequireAuthorization();
+        api.MapTasks();
+        api.MapSync();
+        api.MapEvents();
 
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScheduleSync");
-        if (string.IsNullOrEmpty(server.Token))
-            log.LogWarning("no API token configured: listening on loopback only ({Urls}); set --token to listen elsewhere", server.Urls);
+        log.LogInformation("database: {ConnectionString}", ServerSecurity.WithoutPassword(connectionString));
         if (embedded is not null)
         {
             log.LogInformation("embedded PostgreSQL on port {Port}, data in {DataDirectory}", embedded.Port, embedded.DataDirectory);
             app.Lifetime.ApplicationStopped.Register(() => embedded.DisposeAsync().AsTask().GetAwaiter().GetResult());
         }
         return app;
-    }
-
-    private static bool IsLoopback(string url)
-    {
-        if (!Uri.TryCreate(url.Replace("://*", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var uri))
-            return false;
-        return uri.Host == "localhost" || (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
-    }
-
-    /// <summary>With a token configured, /api and /ws need "Authorization: Bearer &lt;token&gt;" (compared in constant time).</summary>
-    private static Func<HttpContext, RequestDelegate, Task> BearerToken(string? token)
-    {
-        var expected = string.IsNullOrEmpty(token) ? null : SHA256.HashData(Encoding.UTF8.GetBytes(token));
-        return async (context, next) =>
-        {
-            var path = context.Request.Path;
-            if (expected is not null && (path.StartsWithSegments("/api") || path.StartsWithSegments("/ws")))
-            {
-                var header = context.Request.Headers.Authorization.ToString();
-                var given = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : "";
-                // Hash both so the comparison is constant-time whatever the lengths.
-                if (!CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(given)), expected))
-                {
-                    context.Response.Headers.WWWAuthenticate = "Bearer";
-                    await Results.Problem("a valid 'Authorization: Bearer <token>' header is required", statusCode: StatusCodes.Status401Unauthorized, title: "Unauthorized")
-                        .ExecuteAsync(context);
-                    return;
-                }
-            }
-            await next(context);
-        };
     }
 
     private sealed class MigrationService(NpgsqlDataSource dataSource) : IHostedService

@@ -16,6 +16,10 @@ public sealed class ServerOptions
     /// <summary>Fallback poll of the file (stat, then checksum when it moved), for file systems without events.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+    /// <summary>Host names the server answers to besides its bound addresses and localhost ("*.example.com" allowed).</summary>
+    public string[] AllowedHosts { get; set; } = [];
+    /// <summary>Origins (scheme://host:port) of a separately hosted UI that may send state-changing requests.</summary>
+    public string[] AllowedOrigins { get; set; } = [];
 }
 
 /// <summary>
