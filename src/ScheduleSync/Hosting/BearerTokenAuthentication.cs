@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -85,7 +86,9 @@ internal static class ServerSecurity
         services.AddSingleton<ListenState>();
         services.AddHostedService<ListenAddressCheck>();
         // The hosting diagnostics log each request's URL, which for /ws may carry ?access_token=: never at any level.
+        // (A provider-specific rule in the configuration would outrank a general one, hence the console rule too.)
         logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
+        logging.AddFilter<ConsoleLoggerProvider>("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.Warning);
         return services;
     }
 
