@@ -159,7 +159,7 @@ public sealed class ServeSecurityProcessTests(ITestOutputHelper output)
         {
             var help = await SchedSyncProcess.RunAsync(args, folder.Path, environment);
             Assert.Equal(0, help.ExitCode);
-            Assert.Contains("--token", help.Stdout + help.Stderr, StringComparison.Ordinal);
+            Assert.Contains(args.Length == 2 ? "--token-file" : "serve", help.Stdout, StringComparison.Ordinal);
             Assert.DoesNotContain(Token, help.Stdout + help.Stderr, StringComparison.Ordinal);
             Assert.DoesNotContain(password, help.Stdout + help.Stderr, StringComparison.Ordinal);
         }

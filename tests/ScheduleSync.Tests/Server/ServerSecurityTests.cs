@@ -240,7 +240,7 @@ public sealed class ServerSecurityTests(ITestOutputHelper output)
     /// RequireAuthorization) needs the token; only what is marked AllowAnonymous (health, later the web page) is open.
     /// </summary>
     [Fact]
-    public async Task A_route_added_under_api_without_any_extra_code_requires_the_token()
+    public async Task A_route_added_without_any_extra_code_requires_the_token()
     {
         var connectionString = await TestPostgres.CreateDatabaseAsync("sec_new_route");
         using var folder = new TempDirectory();
@@ -250,6 +250,7 @@ public sealed class ServerSecurityTests(ITestOutputHelper output)
         await using var app = await ServerHost.BuildServerAsync(settings, options, builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
         app.MapGet("/api/added-later", () => "the secret");
         app.MapGroup("/api/added-group").MapPost("/", () => "changed");
+        app.MapGet("/admin/export", () => "the secret"); // not under /api: no path prefix decides
         app.MapGet("/page", () => "the page").AllowAnonymous();
         await app.StartAsync();
         try
@@ -261,6 +262,8 @@ public sealed class ServerSecurityTests(ITestOutputHelper output)
                 Assert.DoesNotContain("the secret", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
             }
             using (var response = await anonymous.PostAsync("/api/added-group", null))
+                Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            using (var response = await anonymous.GetAsync("/admin/export"))
                 Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
             using (var response = await anonymous.GetAsync("/page"))
                 Assert.Equal("the page", await response.Content.ReadAsStringAsync());
