@@ -81,6 +81,20 @@ internal sealed partial class EmbeddedPostgres
         return true;
     }
 
+    /// <summary>The connection string for the cluster in <paramref name="dataDirectory"/> (its owner's, no password).</summary>
+    public static string OwnerConnectionString(string dataDirectory) =>
+        new NpgsqlConnectionStringBuilder
+        {
+            Host = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataDirectory)),
+            Port = SocketPort,
+            Username = Superuser,
+            Database = "postgres",
+        }.ConnectionString;
+
+    /// <summary>Whether a live postmaster serves <paramref name="dataDirectory"/> now.</summary>
+    public static bool IsRunning(string dataDirectory) =>
+        ReadPostmasterPidFile(Path.GetFullPath(dataDirectory)) is { } entry && IsPostmasterAlive(entry.Pid);
+
     internal static string BuildConnectionString(string socketDirectory, bool pooling)
     {
         var builder = new NpgsqlConnectionStringBuilder

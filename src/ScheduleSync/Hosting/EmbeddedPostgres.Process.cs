@@ -55,6 +55,24 @@ internal sealed partial class EmbeddedPostgres
         };
     }
 
+    /// <summary>psql from the server binaries' folder (matching the cluster's version), else psql on PATH.</summary>
+    public static string FindPsql(string? dataDirectory)
+    {
+        try
+        {
+            var bin = ResolveBinDirectory(null, dataDirectory ?? "");
+            var psql = Path.Combine(bin, ExecutableName("psql"));
+            if (File.Exists(psql))
+                return psql;
+        }
+        catch (EmbeddedPostgresException)
+        {
+            // No server binaries: a client-only machine may still have psql on PATH.
+        }
+
+        return "psql";
+    }
+
     private static string ResolveBinDirectory(string? explicitDirectory, string dataDir)
     {
         var configured = string.IsNullOrEmpty(explicitDirectory)

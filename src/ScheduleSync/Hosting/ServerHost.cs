@@ -22,13 +22,9 @@ internal static class ServerHost
         if (string.IsNullOrEmpty(server.Token) && urls.FirstOrDefault(u => !IsLoopback(u)) is { } open)
             throw new InvalidOperationException($"refusing to listen on {open} without a token: set --token / SCHEDSYNC_TOKEN, or listen on loopback only (127.0.0.1, [::1], localhost)");
 
-        EmbeddedPostgres? embedded = null;
-        var connectionString = settings.Database;
-        if (connectionString is null)
-        {
-            embedded = await EmbeddedPostgres.StartAsync(settings.DataDirectory, cancellationToken: ct);
-            connectionString = embedded.ConnectionString;
-        }
+        var database = await ServerDatabase.OpenAsync(settings, server.Urls, ct);
+        var connectionString = database.ConnectionString;
+        var embedded = database.Embedded;
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls(urls);
@@ -40,7 +36,7 @@ internal static class ServerHost
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(Options.Create(server));
         services.AddSingleton(NpgsqlDataSource.Create(connectionString));
-        if (embedded is not null) services.AddSingleton(embedded);
+        services.AddServerDatabase(database);
         services.AddSingleton(_ => ConfigFileStore.Open(settings.ConfigPath));
         services.AddSingleton(settings.Sync);
         services.AddSingleton<TaskStore>();
@@ -67,7 +63,7 @@ internal static class ServerHost
         });
         configure?.Invoke(builder);
 
-        var app = builder.Build();
+        var app = builder.Build().UseServerDatabase();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
@@ -83,10 +79,7 @@ internal static class ServerHost
         if (string.IsNullOrEmpty(server.Token))
             log.LogWarning("no API token configured: listening on loopback only ({Urls}); set --token to listen elsewhere", server.Urls);
         if (embedded is not null)
-        {
-            log.LogInformation("embedded PostgreSQL on port {Port}, data in {DataDirectory}", embedded.Port, embedded.DataDirectory);
-            app.Lifetime.ApplicationStopped.Register(() => embedded.DisposeAsync().AsTask().GetAwaiter().GetResult());
-        }
+            log.LogInformation("embedded PostgreSQL (private: Unix socket only), data in {DataDirectory}", embedded.DataDirectory);
         return app;
     }
 
