@@ -11,6 +11,8 @@ namespace ScheduleSync.Hosting;
 /// </summary>
 internal sealed class ServeLock : IDisposable
 {
+    private const int OTrunc = 0x200;
+
     private readonly FileLock _lock;
 
     private ServeLock(FileLock fileLock) => _lock = fileLock;
@@ -36,8 +38,17 @@ internal sealed class ServeLock : IDisposable
     /// <summary>Records where this server listens (once Kestrel has bound, the real addresses).</summary>
     public void Describe(string urls)
     {
-        if (_lock.IsHeld)
-            File.WriteAllText(LockPath, string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessId}\n{urls}\n"));
+        if (!_lock.IsHeld)
+            return;
+        // A raw open: a FileStream would take a flock of its own (unless file locking is off) and collide with ours.
+        var fd = Posix.Open(LockPath, Posix.OWrOnly | OTrunc | Posix.OCloExec);
+        if (fd < 0)
+            throw new IOException($"could not write {LockPath}: {Posix.Describe(-fd)}");
+        using var handle = Posix.OwnHandle(fd);
+        var written = Posix.WriteAll(fd, System.Text.Encoding.UTF8.GetBytes(
+            string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessId}\n{urls}\n")));
+        if (written < 0)
+            throw new IOException($"could not write {LockPath}: {Posix.Describe(-written)}");
     }
 
     public void Dispose() => _lock.Dispose();

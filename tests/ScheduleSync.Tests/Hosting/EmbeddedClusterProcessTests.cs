@@ -67,6 +67,20 @@ public sealed class EmbeddedClusterProcessTests
     }
 
     [Fact]
+    public async Task Db_prints_a_configured_connection_string_without_its_password()
+    {
+        using var temp = NewConfigFolder();
+
+        var printed = await SchedSyncProcess.RunAsync(
+            ["db", "--database", "Host=db.example;Port=6543;Username=ops;Password=s3cret-value;Database=tasks"], temp.Path);
+
+        Assert.True(printed.ExitCode == 0, printed.ToString());
+        Assert.DoesNotContain("s3cret-value", printed.Stdout + printed.Stderr, StringComparison.Ordinal);
+        var builder = new NpgsqlConnectionStringBuilder(printed.Stdout.Trim());
+        Assert.Equal(("db.example", 6543, "ops", "tasks", null), (builder.Host, builder.Port, builder.Username, builder.Database, builder.Password));
+    }
+
+    [Fact]
     public async Task A_data_folder_set_up_the_old_way_with_trust_on_tcp_is_made_private_on_start()
     {
         using var temp = NewConfigFolder();
