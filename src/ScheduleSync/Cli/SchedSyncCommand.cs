@@ -35,6 +35,7 @@ internal static class SchedSyncCommand
             Config, Database, Json,
             ValidateCommand(),
             ServeCommand.Build(),
+            DbCommand.Build(),
         };
         foreach (var command in SyncCommands.All())
             root.Subcommands.Add(command);

@@ -20,13 +20,9 @@ internal static class ServerHost
         if (string.IsNullOrEmpty(server.Token) && urls.FirstOrDefault(u => !ListenAddresses.IsLoopback(u)) is { } open)
             throw new InvalidOperationException($"refusing to listen on {open} without a token: set --token / --token-file / SCHEDSYNC_TOKEN, or listen on loopback only (127.0.0.1, [::1], localhost)");
 
-        EmbeddedPostgres? embedded = null;
-        var connectionString = settings.Database;
-        if (connectionString is null)
-        {
-            embedded = await EmbeddedPostgres.StartAsync(settings.DataDirectory, cancellationToken: ct);
-            connectionString = embedded.ConnectionString;
-        }
+        var database = await ServerDatabase.OpenAsync(settings, server.Urls, ct);
+        var connectionString = database.ConnectionString;
+        var embedded = database.Embedded;
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         // The user's appsettings.json in the working directory applies too (as for the CLI), the environment still wins.
@@ -40,7 +36,7 @@ internal static class ServerHost
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(Options.Create(server));
         services.AddSingleton(NpgsqlDataSource.Create(connectionString));
-        if (embedded is not null) services.AddSingleton(embedded);
+        services.AddServerDatabase(database);
         services.AddSingleton(_ => ConfigFileStore.Open(settings.ConfigPath));
         services.AddSingleton(settings.Sync);
         services.AddSingleton<TaskStore>();
@@ -68,7 +64,7 @@ internal static class ServerHost
         });
         configure?.Invoke(builder);
 
-        var app = builder.Build();
+        var app = builder.Build().UseServerDatabase();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) });
@@ -85,10 +81,7 @@ internal static class ServerHost
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScheduleSync");
         log.LogInformation("database: {ConnectionString}", ServerSecurity.WithoutPassword(connectionString));
         if (embedded is not null)
-        {
-            log.LogInformation("embedded PostgreSQL on port {Port}, data in {DataDirectory}", embedded.Port, embedded.DataDirectory);
-            app.Lifetime.ApplicationStopped.Register(() => embedded.DisposeAsync().AsTask().GetAwaiter().GetResult());
-        }
+            log.LogInformation("embedded PostgreSQL (private: Unix socket only), data in {DataDirectory}", embedded.DataDirectory);
         return app;
     }
 

@@ -1,0 +1,78 @@
+using System.Globalization;
+using ScheduleSync.Yaml;
+
+namespace ScheduleSync.Hosting;
+
+/// <summary>
+/// One <c>serve</c> per config file (SPEC §8: "a second serve on the same replica refuses to start"): an exclusive
+/// <c>flock</c> on <c>.schedsync/&lt;file&gt;.serve.lock</c> next to the config, held for the server's lifetime (the
+/// kernel drops it when the process dies, however it dies). The file holds the holder's PID and addresses, so the
+/// refusal can name them. One-shot commands do not take it: they run alongside a server.
+/// </summary>
+internal sealed class ServeLock : IDisposable
+{
+    private const int OTrunc = 0x200;
+
+    private readonly FileLock _lock;
+
+    private ServeLock(FileLock fileLock) => _lock = fileLock;
+
+    public string LockPath => _lock.LockPath;
+
+    /// <exception cref="InvalidOperationException">Another server holds the lock (the message names its PID and address).</exception>
+    public static ServeLock Acquire(string configPath, string urls)
+    {
+        var configDirectory = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
+        if (!Directory.Exists(configDirectory))
+            throw new InvalidOperationException($"the folder of {configPath} does not exist");
+        var lockPath = Path.Combine(configDirectory, ".schedsync", Path.GetFileName(configPath) + ".serve.lock");
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+
+        if (FileLock.TryAcquire(lockPath) is not { } held)
+            throw new InvalidOperationException(AlreadyServing(configPath, lockPath));
+        var serveLock = new ServeLock(held);
+        serveLock.Describe(urls);
+        return serveLock;
+    }
+
+    /// <summary>Records where this server listens (once Kestrel has bound, the real addresses).</summary>
+    public void Describe(string urls)
+    {
+        if (!_lock.IsHeld)
+            return;
+        // A raw open: a FileStream would take a flock of its own (unless file locking is off) and collide with ours.
+        var fd = Posix.Open(LockPath, Posix.OWrOnly | OTrunc | Posix.OCloExec);
+        if (fd < 0)
+            throw new IOException($"could not write {LockPath}: {Posix.Describe(-fd)}");
+        using var handle = Posix.OwnHandle(fd);
+        var written = Posix.WriteAll(fd, System.Text.Encoding.UTF8.GetBytes(
+            string.Create(CultureInfo.InvariantCulture, $"{Environment.ProcessId}\n{urls}\n")));
+        if (written < 0)
+            throw new IOException($"could not write {LockPath}: {Posix.Describe(-written)}");
+    }
+
+    public void Dispose() => _lock.Dispose();
+
+    private static string AlreadyServing(string configPath, string lockPath)
+    {
+        // The holder writes its PID right after taking the lock: give it a moment if we came in between.
+        string[] lines = [];
+        for (var attempt = 0; attempt < 20 && lines.Length < 2; attempt++)
+        {
+            try
+            {
+                lines = File.ReadAllLines(lockPath);
+            }
+            catch (IOException)
+            {
+            }
+
+            if (lines.Length < 2)
+                Thread.Sleep(50);
+        }
+
+        var who = lines.Length >= 2 ? $"pid {lines[0].Trim()}, listening on {lines[1].Trim()}" : "pid unknown";
+        return $"another schedsync serve ({who}) is already running on {configPath} (it holds {lockPath}); " +
+            "stop it first, or run one-shot commands (sync, status, …) alongside it";
+    }
+}
