@@ -9,6 +9,7 @@ using ScheduleSync.Database;
 using ScheduleSync.Events;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
+using ScheduleSync.Ui;
 using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Hosting;
@@ -78,6 +79,7 @@ internal static class ServerHost
         app.MapTasks();
         app.MapSync();
         app.MapEvents();
+        app.MapUi();
 
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScheduleSync");
         if (string.IsNullOrEmpty(server.Token))
