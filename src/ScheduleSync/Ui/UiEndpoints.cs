@@ -23,13 +23,13 @@ internal static class UiEndpoints
     {
         // The page and its assets carry no data: anyone may load them; the data behind /api and /ws stays guarded.
         app.MapGet("/", (HttpContext http) => Serve(http, "index.html")).AllowAnonymous().ExcludeFromDescription();
-        app.MapGet("/ui/{**path}", (HttpContext http, string path) => Serve(http, path)).AllowAnonymous().ExcludeFromDescription();
+        app.MapGet("/ui/{**path}", (HttpContext http, string? path) => Serve(http, path ?? "")).AllowAnonymous().ExcludeFromDescription();
         return app;
     }
 
     private static async Task Serve(HttpContext http, string path)
     {
-        var file = path.Contains("..", StringComparison.Ordinal) ? null : Files.Value.GetFileInfo(path);
+        var file = path.Length == 0 || path.Contains("..", StringComparison.Ordinal) ? null : Files.Value.GetFileInfo(path);
         if (file is not { Exists: true } || file.IsDirectory)
         {
             http.Response.StatusCode = StatusCodes.Status404NotFound;

@@ -117,6 +117,15 @@ public sealed class WebPageTests(BrowserFixture browser) : IClassFixture<Browser
         Assert.Equal("Europe/Paris", task.Timezone);
         Assert.Equal(["ops", "db"], task.Tags.ToArray());
         Assert.Equal(server.FileHashes(), await server.DatabaseHashesAsync());
+
+        // Deleting asks first, then removes the task from both sides.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Delete…" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Delete db-vacuum" })).ToBeFocusedAsync();
+        await page.Keyboard.PressAsync("Enter");
+        await Expect(page.GetByRole(AriaRole.Status).Filter(new() { HasText = "deleted" })).ToContainTextAsync("db-vacuum");
+        await Expect(Row(page, "db-vacuum")).ToHaveCountAsync(0);
+        Assert.DoesNotContain(server.ParseFile().ValidTasks, t => t.Id == "db-vacuum");
+        Assert.Equal(0L, await server.ScalarAsync<long>("SELECT count(*) FROM scheduled_tasks WHERE id = 'db-vacuum'"));
     }
 
     [Fact]
@@ -189,6 +198,38 @@ public sealed class WebPageTests(BrowserFixture browser) : IClassFixture<Browser
         Assert.Equal("/opt/backup-db.sh", await server.ScalarAsync<string>("SELECT command FROM scheduled_tasks WHERE id = 'nightly-backup'"));
         Assert.Equal(server.FileHashes(), await server.DatabaseHashesAsync());
         Assert.Equal("merge", await server.ScalarAsync<string>("SELECT choice FROM sync_conflicts WHERE task_id = 'nightly-backup'"));
+    }
+
+    [Fact]
+    public async Task Resolution_of_a_conflict_that_changed_after_it_was_shown_is_refused_and_explained()
+    {
+        await using var server = await ServerFixture.StartAsync("ui_conflict_stale", Yaml, o =>
+        {
+            o.WatchDebounce = TimeSpan.FromMinutes(10);
+            o.PollInterval = TimeSpan.FromMinutes(10);
+        });
+        var text = File.ReadAllText(server.ConfigPath).Replace("schedule: \"0 3 * * *\"", "schedule: \"0 4 * * *\"", StringComparison.Ordinal);
+        await File.WriteAllTextAsync(server.ConfigPath, text);
+        Assert.Equal(1, await server.ExecuteAsync("UPDATE scheduled_tasks SET schedule = '0 5 * * *' WHERE id = 'nightly-backup'"));
+        using (var sync = await server.Http.PostAsync("/api/sync", null))
+            Assert.Equal(HttpStatusCode.OK, sync.StatusCode);
+        var id = await server.ScalarAsync<long>("SELECT id FROM sync_conflicts WHERE task_id = 'nightly-backup' AND status = 'open'");
+
+        var page = await PageChecks.OpenAsync(browser.Browser, server.BaseAddress, $"#/conflicts/{id}");
+        await Expect(page.Locator("#versions tr[data-field=\"schedule\"]")).ToContainTextAsync("0 5 * * *");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Keep database" }).ClickAsync();
+        await Expect(page.Locator("#preview dd[data-field=\"schedule\"]")).ToHaveTextAsync("0 5 * * *");
+
+        // While the person looks at the preview, the database side changes again.
+        Assert.Equal(1, await server.ExecuteAsync("UPDATE scheduled_tasks SET schedule = '0 6 * * *' WHERE id = 'nightly-backup'"));
+        await page.GetByRole(AriaRole.Button, new() { Name = "Apply" }).ClickAsync();
+
+        await Expect(page.GetByRole(AriaRole.Alert).Filter(new() { HasText = "Not applied" })).ToContainTextAsync("changed");
+        await Expect(page.Locator("#versions tr[data-field=\"schedule\"]")).ToContainTextAsync("0 6 * * *"); // the newest versions, to decide again
+        await PageChecks.ScreenshotAsync(page, "conflict-stale");
+        Assert.Equal("open", await server.ScalarAsync<string>("SELECT status FROM sync_conflicts WHERE id = $1", id));
+        Assert.Equal("0 6 * * *", await server.ScalarAsync<string>("SELECT schedule FROM scheduled_tasks WHERE id = 'nightly-backup'"));
+        Assert.Equal(text, File.ReadAllText(server.ConfigPath));
     }
 
     [Fact]
