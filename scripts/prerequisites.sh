@@ -1,4 +1,5 @@
 # Sourced by test.sh and run.sh: make sure the PostgreSQL server binaries (and the small tools the tests use) exist.
+# Chromium is Debian's, for the browser tests (Playwright drives /usr/bin/chromium and never downloads a browser).
 need_apt=()
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
@@ -6,6 +7,8 @@ fi
 command -v flock >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+# Only the tests need a browser; run.sh does not.
+[ "$(basename "$0")" = test.sh ] && [ ! -x /usr/bin/chromium ] && need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=""

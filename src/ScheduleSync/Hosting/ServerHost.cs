@@ -6,6 +6,7 @@ using ScheduleSync.Database;
 using ScheduleSync.Events;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
+using ScheduleSync.Ui;
 using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Hosting;
@@ -77,6 +78,7 @@ internal static class ServerHost
         api.MapTasks();
         api.MapSync();
         api.MapEvents();
+        app.MapUi();
 
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScheduleSync");
         log.LogInformation("database: {ConnectionString}", ServerSecurity.WithoutPassword(connectionString));
