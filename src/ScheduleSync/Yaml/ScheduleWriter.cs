@@ -6,14 +6,15 @@ using YamlDotNet.Core.Events;
 
 namespace ScheduleSync.Yaml;
 
-/// <summary>
-/// Writes tasks back into the person's file minimally: a changed task's block is replaced in place, a new task is
-/// appended at the end of <c>tasks:</c>, a deleted task is removed with its own comment lines directly above it, and
-/// every other byte stays as it was. A file written from nothing gets one canonical, deterministic layout.
-/// </summary>
 /// <summary>What a write-back produced: the new text and its document, the warnings to log and announce, the ids not written.</summary>
 internal sealed record WriteBack(string Text, ScheduleDocument Document, IReadOnlyList<string> Warnings, IReadOnlyList<string> Failed);
 
+/// <summary>
+/// Writes tasks back into the person's file minimally (SPEC §2 step 5): in a changed task only the changed fields' lines
+/// are edited (<see cref="FieldWriter"/>), a new task is appended at the end of <c>tasks:</c>, a deleted task is removed
+/// with its own comment lines directly above it, and every other byte stays as it was (CRLF files stay CRLF). A file
+/// written from nothing gets one canonical, deterministic layout.
+/// </summary>
 internal static class ScheduleWriter
 {
     public const string Header = "# schedule_config.yml — scheduled tasks, kept in sync with PostgreSQL by ScheduleSync.\n"

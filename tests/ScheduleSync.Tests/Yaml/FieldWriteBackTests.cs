@@ -214,6 +214,21 @@ public class FieldWriteBackTests
         Assert.Equal(text + "\n    tags: [x]", added);
     }
 
+    [Fact]
+    public void A_crlf_file_stays_crlf_when_tasks_are_added_removed_and_re_rendered()
+    {
+        var text = Crlf(Rich, true) + "  one-liner: { schedule: \"@daily\", command: run }\r\n";
+        var document = Parse(text);
+        var added = TaskGenerators.Build(new TaskDraft { Id = "added", Schedule = "@daily", Command = "run-added" }, "Europe/Berlin");
+        var oneLiner = Changed(document, "one-liner", d => d.Command = "run-more");
+
+        var written = ScheduleWriter.Write(document, [added, oneLiner], ["flowy"]);
+
+        Assert.DoesNotMatch("[^\r]\n", written.Text);
+        Assert.Equal(["added", "one-liner", "rich"], Parse(written.Text).ValidTasks.Select(t => t.Id).Order(StringComparer.Ordinal));
+        Assert.Contains("  one-liner:\r\n    schedule: \"@daily\"\r\n    command: run-more\r\n", written.Text, StringComparison.Ordinal);
+    }
+
     // ---- layouts that cannot be edited in place (issue 10 item 6) ----
 
     [Fact]
