@@ -28,6 +28,9 @@ internal sealed record SyncResult
     public string? ChecksumAfter { get; init; }
     public string? Error { get; init; }
     public IReadOnlyList<YamlProblem> Problems { get; init; } = [];
+
+    /// <summary>What the write-back could not do as asked (a layout re-rendered, an export skipped); logged and announced.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
     public SyncPlan? Plan { get; init; }
     public TimeSpan Duration { get; init; }
 

@@ -93,12 +93,23 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
 
         var exports = actions.Where(a => a.ChangesFile).ToList();
         var checksumAfter = snapshot.Checksum;
+        IReadOnlyList<string> warnings = [];
         if (exports.Count > 0)
         {
-            var (text, written) = ScheduleWriter.ApplyWithDocument(document,
+            var (text, written, writeWarnings, failed) = ScheduleWriter.Write(document,
                 [.. exports.Where(a => a.Result is not null).Select(a => a.Result!)],
                 [.. exports.Where(a => a.Result is null).Select(a => a.Id)]);
-            switch (store.WriteLocked(snapshot.Checksum, text))
+            warnings = writeWarnings;
+            foreach (var warning in warnings) Log.WriteBackWarning(_logger, warning);
+            if (failed.Count > 0)
+            {
+                // An export the file could not take: its base goes back to what it was, so the next run sees the
+                // database change again (and the file's version is not mistaken for a newer edit and imported).
+                var skipped = exports.Where(a => failed.Contains(a.Id)).ToList();
+                await WriteBaseAsync(connection, tx, [.. skipped.Where(a => a.Base is not null).Select(a => a.Base!)], [.. skipped.Where(a => a.Base is null).Select(a => a.Id)], ct);
+                exports = [.. exports.Where(a => !failed.Contains(a.Id))];
+            }
+            switch (text == document.Text ? new WriteResult.Written(snapshot.Checksum, false) : store.WriteLocked(snapshot.Checksum, text))
             {
                 case WriteResult.ChangedMeanwhile:
                     await tx.RollbackAsync(ct);
@@ -125,6 +136,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             ChecksumAfter = checksumAfter,
             Plan = plan,
             DefaultTimezone = document.EffectiveDefaultTimezone,
+            Warnings = warnings,
         };
         await FinishRunAsync(connection, tx, result, ct);
         Fault("before-commit");
@@ -434,6 +446,9 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
 
     private static partial class Log
     {
+        [LoggerMessage(Level = LogLevel.Warning, Message = "write-back: {Warning}")]
+        public static partial void WriteBackWarning(ILogger logger, string warning);
+
         [LoggerMessage(Level = LogLevel.Information, Message = "sync {Trigger}: {Status}, {Inserts} inserted, {Updates} updated, {Deletes} deleted, {Exports} exported, {NewConflicts} new conflicts, {OpenConflicts} open, {ElapsedMs:F1} ms {Error}")]
         public static partial void SyncRun(ILogger logger, string trigger, SyncStatus status, int inserts, int updates, int deletes, int exports, int newConflicts, int openConflicts, double elapsedMs, string? error);
     }

@@ -123,7 +123,7 @@ internal static partial class ScheduleLoader
     private sealed class Walker(string text, string path, LoaderLimits limits)
     {
         private readonly List<YamlProblem> _problems = [];
-        private readonly List<(TaskDraft Draft, int KeyIndex, int EndIndex, int Line, int Column)> _drafts = [];
+        private readonly List<(TaskDraft Draft, int KeyIndex, int EndIndex, int Line, int Column, TaskLayout? Layout)> _drafts = [];
         private readonly Dictionary<string, (int Line, int Column)> _fieldMarks = [];
         private readonly HashSet<string> _invalidTaskIds = new(StringComparer.Ordinal);
         private readonly Parser _parser = new(new StringReader(text));
@@ -132,6 +132,7 @@ internal static partial class ScheduleLoader
         private string? _defaultTimezone;
         private TasksSection? _tasks;
         private string? _taskId;
+        private bool _flowRoot;
 
         public ScheduleDocument Run()
         {
@@ -146,7 +147,7 @@ internal static partial class ScheduleLoader
 
             var entries = new List<TaskEntry>(_drafts.Count);
             var timezone = _defaultTimezone ?? "UTC";
-            foreach (var (draft, keyIndex, endIndex, line, column) in _drafts)
+            foreach (var (draft, keyIndex, endIndex, line, column, layout) in _drafts)
             {
                 var task = draft.Build(timezone, (field, message) =>
                 {
@@ -156,7 +157,7 @@ internal static partial class ScheduleLoader
                 // A field the walker refused (wrong type, unknown, duplicate, tagged) left the draft with a default
                 // in its place: such a task must not pass as valid (on_invalid: skip_task would sync the default).
                 if (_invalidTaskIds.Contains(draft.Id)) task = null;
-                entries.Add(new TaskEntry(draft.Id, task, keyIndex, endIndex, line, column));
+                entries.Add(new TaskEntry(draft.Id, task, keyIndex, endIndex, line, column, layout));
             }
             // OrderBy is stable: problems at one position keep the order they were found in (List.Sort is not, and
             // moved e.g. the "stopped after N problems" note before the problem it follows).
@@ -169,6 +170,7 @@ internal static partial class ScheduleLoader
                 Entries = entries,
                 Problems = problems,
                 Tasks = _tasks,
+                IsFlowRoot = _flowRoot,
             };
         }
 
@@ -271,6 +273,7 @@ internal static partial class ScheduleLoader
                 return;
             }
             if (!ExpectMapping("the file", "a mapping with the keys version, defaults and tasks")) return;
+            _flowRoot = ((MappingStart)_current).Style == MappingStyle.Flow;
             var seen = new Dictionary<string, Mark>(StringComparer.Ordinal);
             Next();
             while (_current is not MappingEnd)
@@ -378,7 +381,7 @@ internal static partial class ScheduleLoader
             while (_current is not MappingEnd)
             {
                 var keyIndex = (int)_current.Start.Index;
-                if (indent < 0) indent = (int)_current.Start.Column - 1;
+                if (indent < 0) indent = LineIndentAt(keyIndex);
                 if (!ReadKey(seen, "task id", out var id, out var idEvent)) continue;
                 _taskId = id;
                 ReadTask(id, idEvent!, keyIndex);
@@ -397,20 +400,26 @@ internal static partial class ScheduleLoader
             {
                 Report(idEvent.Start, $"task '{id}' has no fields; it needs at least schedule and command");
                 Next();
-                _drafts.Add((draft, keyIndex, _lastEnd, line, column));
+                _drafts.Add((draft, keyIndex, _lastEnd, line, column, null));
                 return;
             }
             if (!ExpectMapping($"task '{id}'", "a mapping of its fields (schedule, command, …)"))
             {
-                _drafts.Add((draft, keyIndex, _lastEnd, line, column));
+                _drafts.Add((draft, keyIndex, _lastEnd, line, column, null));
                 return;
             }
+            var isFlow = ((MappingStart)_current).Style == MappingStyle.Flow;
+            var explicitKey = IsExplicitKey(keyIndex);
+            var fields = new List<FieldLayout>();
             var seen = new Dictionary<string, Mark>(StringComparer.Ordinal);
             Next();
             while (_current is not MappingEnd)
             {
                 if (!ReadKey(seen, "field name", out var field, out var fieldEvent)) continue;
+                explicitKey |= IsExplicitKey((int)fieldEvent!.Start.Index);
                 _fieldMarks[id + "\0" + field] = ((int)_current.Start.Line, (int)_current.Start.Column);
+                var valueEvent = _current;
+                List<ItemLayout>? items = field is "args" or "tags" ? [] : null;
                 var what = $"task '{id}': {field}";
                 switch (field)
                 {
@@ -422,21 +431,22 @@ internal static partial class ScheduleLoader
                     case "enabled": if (TryBool(what, out var enabled)) draft.Enabled = enabled; break;
                     case "timeout_seconds": if (TryInt(what, out var timeout)) draft.TimeoutSeconds = timeout; break;
                     case "max_retries": if (TryInt(what, out var retries)) draft.MaxRetries = retries; break;
-                    case "args": draft.Args = ReadArgs(what); break;
-                    case "tags": draft.Tags = ReadTags(what); break;
+                    case "args": draft.Args = ReadArgs(what, items!, keyIndex, ref explicitKey); break;
+                    case "tags": draft.Tags = ReadTags(what, items!, keyIndex); break;
                     default:
                         Report(fieldEvent!.Start, $"task '{id}': unknown field '{TaskRules.Shorten(field)}'{Suggest(field, TaskRules.FieldNames)}");
                         SkipNode();
                         break;
                 }
+                fields.Add(FieldOf(field, fieldEvent, valueEvent, keyIndex, items));
             }
             Next();
-            _drafts.Add((draft, keyIndex, _lastEnd, line, column));
+            _drafts.Add((draft, keyIndex, _lastEnd, line, column, new TaskLayout(isFlow, explicitKey, fields)));
             // A task that is syntactically fine but breaks a rule is reported when the draft is built.
             _ = draft;
         }
 
-        private Dictionary<string, ArgValue>? ReadArgs(string what)
+        private Dictionary<string, ArgValue>? ReadArgs(string what, List<ItemLayout> items, int taskKey, ref bool explicitKey)
         {
             if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return []; }
             if (!ExpectMapping(what, "a mapping of names to text, numbers or booleans")) return null;
@@ -454,6 +464,8 @@ internal static partial class ScheduleLoader
                     ok = false;
                 }
                 if (!TryScalar($"{what}.{key}", out var value)) { ok = false; continue; }
+                explicitKey |= IsExplicitKey((int)keyEvent!.Start.Index);
+                items.Add(new ItemLayout(key, (int)keyEvent.Start.Index - taskKey, (int)value.Start.Index - taskKey, ScalarEnd(value) - taskKey, StyleOf(value)));
                 switch (Resolve(value))
                 {
                     case PlainKind.String: args[key] = ArgValue.Of(value.Value); break;
@@ -475,7 +487,7 @@ internal static partial class ScheduleLoader
             return ok ? args : null;
         }
 
-        private List<string>? ReadTags(string what)
+        private List<string>? ReadTags(string what, List<ItemLayout> items, int taskKey)
         {
             if (SkippedForProperties()) return null;
             if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return []; }
@@ -494,7 +506,12 @@ internal static partial class ScheduleLoader
             Next();
             while (_current is not SequenceEnd)
             {
-                if (TryString(what, out var tag, out _)) tags.Add(tag);
+                var item = _current as Scalar;
+                if (TryString(what, out var tag, out _))
+                {
+                    tags.Add(tag);
+                    items.Add(new ItemLayout(null, (int)item!.Start.Index - taskKey, (int)item.Start.Index - taskKey, ScalarEnd(item) - taskKey, StyleOf(item)));
+                }
                 else ok = false;
             }
             Next();
@@ -648,6 +665,65 @@ internal static partial class ScheduleLoader
                 Next();
             }
             while (depth > 0);
+        }
+
+        /// <summary>Where a field's key and value sit, relative to the task's key; the value's end is where its content ends.</summary>
+        private FieldLayout FieldOf(string name, Scalar key, ParsingEvent value, int taskKey, List<ItemLayout>? items)
+        {
+            var keyEnd = (int)key.End.Index;
+            // Content read since the value started ends at _lastEnd (tracked as events are passed over).
+            int start = (int)value.Start.Index, end = Math.Max(start, _lastEnd);
+            var style = value switch
+            {
+                Scalar { Style: ScalarStyle.Plain, Value.Length: 0 } => ValueStyle.Empty,
+                Scalar s => StyleOf(s),
+                MappingStart m => m.Style == MappingStyle.Flow ? ValueStyle.FlowMapping : ValueStyle.BlockMapping,
+                SequenceStart q => q.Style == SequenceStyle.Flow ? ValueStyle.FlowSequence : ValueStyle.BlockSequence,
+                _ => ValueStyle.Other,
+            };
+            if (style == ValueStyle.Empty)
+            {
+                // An empty value has no text: it "is" just after the key's ':'.
+                var colon = text.IndexOf(':', keyEnd);
+                start = end = colon < 0 ? keyEnd : colon + 1;
+            }
+            return new FieldLayout(name, (int)key.Start.Index - taskKey, keyEnd - taskKey, start - taskKey, end - taskKey, style, (IReadOnlyList<ItemLayout>?)items ?? []);
+        }
+
+        private static ValueStyle StyleOf(Scalar s) => s.Style switch
+        {
+            ScalarStyle.Plain => s.Value.Length == 0 ? ValueStyle.Empty : ValueStyle.Plain,
+            ScalarStyle.SingleQuoted => ValueStyle.SingleQuoted,
+            ScalarStyle.DoubleQuoted => ValueStyle.DoubleQuoted,
+            ScalarStyle.Literal => ValueStyle.Literal,
+            ScalarStyle.Folded => ValueStyle.Folded,
+            _ => ValueStyle.Other,
+        };
+
+        /// <summary>Where a scalar's content ends: a block scalar's trailing line breaks are not content.</summary>
+        private int ScalarEnd(Scalar s)
+        {
+            var end = (int)s.End.Index;
+            if (s.Style is ScalarStyle.Literal or ScalarStyle.Folded)
+                while (end > (int)s.Start.Index && char.IsWhiteSpace(text[end - 1])) end--;
+            return end;
+        }
+
+        /// <summary>True when the key at this index is written as an explicit key (<c>? key</c>).</summary>
+        private bool IsExplicitKey(int index)
+        {
+            var i = index - 1;
+            while (i >= 0 && text[i] is ' ' or '\t') i--;
+            return i >= 0 && text[i] == '?' && (i == 0 || text[i - 1] is ' ' or '\t' or '\n' or '\r' or '{' or ',');
+        }
+
+        /// <summary>The number of spaces that start the line holding this index.</summary>
+        private int LineIndentAt(int index)
+        {
+            var start = index == 0 ? 0 : text.LastIndexOf('\n', index - 1) + 1;
+            var i = start;
+            while (i < text.Length && text[i] == ' ') i++;
+            return i - start;
         }
 
         private void Track(ParsingEvent e)

@@ -6,10 +6,14 @@ using YamlDotNet.Core.Events;
 
 namespace ScheduleSync.Yaml;
 
+/// <summary>What a write-back produced: the new text and its document, the warnings to log and announce, the ids not written.</summary>
+internal sealed record WriteBack(string Text, ScheduleDocument Document, IReadOnlyList<string> Warnings, IReadOnlyList<string> Failed);
+
 /// <summary>
-/// Writes tasks back into the person's file minimally: a changed task's block is replaced in place, a new task is
-/// appended at the end of <c>tasks:</c>, a deleted task is removed with its own comment lines directly above it, and
-/// every other byte stays as it was. A file written from nothing gets one canonical, deterministic layout.
+/// Writes tasks back into the person's file minimally (SPEC §2 step 5): in a changed task only the changed fields' lines
+/// are edited (<see cref="FieldWriter"/>), a new task is appended at the end of <c>tasks:</c>, a deleted task is removed
+/// with its own comment lines directly above it, and every other byte stays as it was (CRLF files stay CRLF). A file
+/// written from nothing gets one canonical, deterministic layout.
 /// </summary>
 internal static class ScheduleWriter
 {
@@ -33,7 +37,8 @@ internal static class ScheduleWriter
 
     /// <summary>
     /// Applies upserts and deletions to the document's text. Ids not present are appended; deleting an absent id is a no-op.
-    /// The result is checked to hold exactly the expected tasks before it is returned.
+    /// The result is checked to hold exactly the expected tasks before it is returned; a task that cannot be written
+    /// makes this throw (<see cref="Write"/> reports it instead and writes the others).
     /// </summary>
     public static string Apply(ScheduleDocument document, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes) =>
         ApplyWithDocument(document, upserts, deletes).Text;
@@ -44,28 +49,115 @@ internal static class ScheduleWriter
     /// </summary>
     public static (string Text, ScheduleDocument Document) ApplyWithDocument(ScheduleDocument document, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
     {
-        var present = document.Entries.Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
-        deletes = [.. deletes.Where(present.Contains)];
-        if (upserts.Count == 0 && deletes.Count == 0) return (document.Text, document);
-        if (document.HasFileProblems)
-            throw new InvalidOperationException($"internal error: {document.Path} has problems and cannot be written back");
-        if (document.Tasks is { IsBlockMapping: true } section)
-            return ApplyToBlock(document, section, upserts, deletes);
-        // Not a block mapping: the section is written anew, so it must not hold invalid tasks (they would be lost).
-        if (document.Entries.Any(e => e.Task is null))
-            throw new InvalidOperationException($"internal error: the tasks of {document.Path} are not a block mapping and some are invalid; nothing was written");
-        var text = RewriteSection(document, upserts, deletes);
-        var after = ScheduleLoader.Parse(text, document.Path);
-        Verify(document.Path, after, Expected(document, upserts, deletes));
-        return (text, after);
+        var result = Write(document, upserts, deletes);
+        if (result.Failed.Count > 0)
+            throw new InvalidOperationException($"internal error: the written-back text of {document.Path} does not hold the expected tasks ({string.Join(", ", result.Failed)}); nothing was written. "
+                + string.Join("; ", result.Warnings));
+        return (result.Text, result.Document);
     }
 
-    private sealed record Edit(int Start, int End, string Replacement, List<(TaskDefinition Task, int Offset, int Length)> Produced);
+    /// <summary>
+    /// Writes the changes back field by field (SPEC §2 step 5). A task that cannot be edited in place (a flow mapping,
+    /// explicit <c>? key</c> entries, an edit that did not verify) is re-rendered whole; a document that cannot be
+    /// edited in place (flow or JSON style) is re-rendered canonically. Each such fallback is a warning. A task whose
+    /// export cannot be written even whole is left as it is in the file and listed in <see cref="WriteBack.Failed"/>;
+    /// the other tasks are written.
+    /// </summary>
+    public static WriteBack Write(ScheduleDocument document, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
+    {
+        var present = document.Entries.Select(e => e.Id).ToHashSet(StringComparer.Ordinal);
+        deletes = [.. deletes.Where(present.Contains)];
+        if (upserts.Count == 0 && deletes.Count == 0) return new WriteBack(document.Text, document, [], []);
+        if (document.HasFileProblems)
+            throw new InvalidOperationException($"internal error: {document.Path} has problems and cannot be written back");
+        if (!document.IsFlowRoot && document.Tasks is { IsBlockMapping: true } section)
+            return ApplyToBlock(document, section, upserts, deletes);
 
-    private static (string Text, ScheduleDocument Document) ApplyToBlock(
+        var warnings = new List<string>();
+        if (!document.IsFlowRoot && !document.Entries.Any(e => e.Task is null))
+        {
+            // The tasks section is empty, missing or a flow mapping: it is written anew in block form, the rest kept.
+            var text = ToLineBreak(RewriteSection(document, upserts, deletes), document.LineBreak);
+            var after = ScheduleLoader.Parse(text, document.Path);
+            if (Holds(after, Expected(document, upserts, deletes)))
+            {
+                if (document.Entries.Count > 0)
+                    warnings.Add($"{document.Path}: the tasks section is written as a flow mapping, which cannot be edited in place; it was re-rendered in the block layout");
+                return new WriteBack(text, after, warnings, []);
+            }
+        }
+        return Canonical(document, upserts, deletes, warnings);
+    }
+
+    /// <summary>The whole document in the canonical layout (its default time zone kept): the way out of any layout.</summary>
+    private static WriteBack Canonical(ScheduleDocument document, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes, List<string> warnings)
+    {
+        if (document.Entries.Any(e => e.Task is null))
+        {
+            // Re-rendering would drop the invalid tasks (kept as written under on_invalid: skip_task): export nothing.
+            warnings.Add($"{document.Path} cannot be edited in place and holds invalid tasks, which a rewrite would lose; nothing was exported to it");
+            return new WriteBack(document.Text, document, warnings, [.. upserts.Select(t => t.Id).Concat(deletes).Distinct(StringComparer.Ordinal)]);
+        }
+        var tasks = document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal);
+        foreach (var id in deletes) tasks.Remove(id);
+        foreach (var task in upserts) tasks[task.Id] = task;
+        var zone = document.DefaultTimezone;
+        var text = new StringBuilder(Header).Append("version: 1\n");
+        if (zone is not null) text.Append("defaults:\n  timezone: ").Append(Scalar(zone)).Append('\n');
+        text.Append("tasks:");
+        foreach (var task in tasks.Values.OrderBy(t => t.Id, StringComparer.Ordinal))
+        {
+            text.Append('\n');
+            RenderTask(text, task, 2, zone ?? "UTC");
+        }
+        text.Append(tasks.Count > 0 ? "\n" : " {}\n");
+        var written = ToLineBreak(text.ToString(), document.LineBreak);
+        var after = ScheduleLoader.Parse(written, document.Path);
+        Verify(document.Path, after, Expected(document, upserts, deletes));
+        warnings.Add($"{document.Path} is written in a layout that cannot be edited in place (a flow or JSON-style document, or explicit '?' keys); it was rewritten in the canonical block layout, and its comments and formatting were not kept");
+        return new WriteBack(written, after, warnings, []);
+    }
+
+    private static bool Holds(ScheduleDocument after, Dictionary<string, string> expected)
+    {
+        try
+        {
+            Verify(after.Path, after, expected);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private static string ToLineBreak(string text, string lineBreak) => lineBreak == "\n" ? text : text.Replace("\n", lineBreak, StringComparison.Ordinal);
+
+    /// <param name="Produced">The tasks the replacement holds, with indices relative to the replacement's start.</param>
+    private sealed record Edit(int Start, int End, string Replacement, List<TaskEntry> Produced);
+
+    private static string Splice(string source, List<Edit> edits, out Dictionary<Edit, int> landed)
+    {
+        edits.Sort((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End));
+        var result = new StringBuilder(source.Length + 256);
+        landed = new Dictionary<Edit, int>(ReferenceEqualityComparer.Instance);
+        var cursor = 0;
+        foreach (var edit in edits)
+        {
+            result.Append(source, cursor, edit.Start - cursor);
+            landed[edit] = result.Length;
+            result.Append(edit.Replacement);
+            cursor = edit.End;
+        }
+        result.Append(source, cursor, source.Length - cursor);
+        return result.ToString();
+    }
+
+    private static WriteBack ApplyToBlock(
         ScheduleDocument document, TasksSection section, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
     {
         var source = document.Text;
+        var lineBreak = document.LineBreak;
         var entries = document.Entries;
         var indexOf = new Dictionary<string, int>(entries.Count, StringComparer.Ordinal);
         for (var i = 0; i < entries.Count; i++) indexOf.TryAdd(entries[i].Id, i);
@@ -74,6 +166,8 @@ internal static class ScheduleWriter
         var appended = new List<TaskDefinition>();
         var replaced = new Dictionary<int, Edit>();
         var deleted = new HashSet<int>();
+        var warnings = new List<string>();
+        var failed = new List<string>();
 
         foreach (var task in upserts)
         {
@@ -83,15 +177,33 @@ internal static class ScheduleWriter
                 continue;
             }
             var entry = entries[i];
-            var block = new StringBuilder();
-            // When the fields start on the line after the key, the key line (and a comment on it) stays as it is.
-            var keyLineEnd = LineEnd(source, entry.KeyIndex);
-            var keyLine = source.AsSpan(entry.KeyIndex, keyLineEnd - entry.KeyIndex);
-            var comment = keyLine.IndexOf(" #");
-            var bodyOnly = (comment >= 0 ? keyLine[..comment] : keyLine).TrimEnd().EndsWith(":") && keyLineEnd < entry.EndIndex;
-            RenderTask(block, task, LineIndent(source, entry.KeyIndex), timezone, skipFirstIndent: true, bodyOnly: bodyOnly);
-            var start = bodyOnly ? keyLineEnd : entry.KeyIndex;
-            var edit = new Edit(start, entry.EndIndex, block.ToString(), [(task, bodyOnly ? entry.KeyIndex - start : 0, block.Length)]);
+            if (entry.Task is { } current && current.ContentHash == task.ContentHash) continue;
+            var segmentStart = LineStart(source, entry.KeyIndex);
+            // The task's lines, up to the end of the last one's content (its line break stays, outside).
+            var segmentEnd = ContentEnd(source, entry.EndIndex);
+            var trailing = BlankLinesAfter(source, segmentEnd);
+            Edit? edit = null;
+            var (fieldLevel, reason) = FieldWriter.Edit(source, entry, task, timezone, lineBreak);
+            if (fieldLevel is not null)
+            {
+                edit = Checked(document, segmentStart, segmentEnd, fieldLevel, trailing, task);
+                if (edit is null)
+                    warnings.Add($"{document.Path}: the field-by-field write-back of task '{task.Id}' did not read back as intended; the task was re-rendered whole");
+            }
+            else if (reason is not null)
+            {
+                warnings.Add($"{document.Path}: {reason}; the task was re-rendered in the block layout");
+            }
+            if (edit is null)
+            {
+                edit = Checked(document, segmentStart, segmentEnd, WholeTask(source, entry, task, timezone, segmentStart, segmentEnd, lineBreak), trailing, task);
+                if (edit is null)
+                {
+                    warnings.Add($"{document.Path}: task '{task.Id}' could not be written back; its export was skipped and the file keeps its previous version");
+                    failed.Add(task.Id);
+                    continue;
+                }
+            }
             edits.Add(edit);
             replaced[i] = edit;
         }
@@ -109,38 +221,33 @@ internal static class ScheduleWriter
         if (appended.Count > 0)
         {
             // After the last line of the section (with its trailing comment), or where a deleted last task stood.
-            var at = LineEnd(source, Math.Max(section.ValueEndIndex, section.KeyIndex));
+            var at = ContentEnd(source, Math.Max(section.ValueEndIndex, section.KeyIndex));
             var inside = deletions.Where(d => d.Start <= at && at < d.End).Select(d => (int?)d.Start).FirstOrDefault();
             // Follow the person's layout: when tasks are separated by blank lines, so are the new ones.
             var separator = BlankLineBetweenTasks(document) ? "\n\n" : "\n";
             var text = new StringBuilder();
-            var produced = new List<(TaskDefinition, int, int)>();
             foreach (var task in appended)
             {
-                if (inside is null || produced.Count > 0) text.Append(separator);
-                var offset = text.Length + section.EntryIndent; // the key, after its indentation
+                if (inside is null || text.Length > 0) text.Append(separator);
                 RenderTask(text, task, section.EntryIndent, timezone);
-                produced.Add((task, offset, text.Length - offset));
             }
             if (inside is not null) text.Append('\n');
             var position = inside ?? at;
-            edits.Add(new Edit(position, position, text.ToString(), produced));
+            var replacement = ToLineBreak(text.ToString(), lineBreak);
+            var produced = Produced(document, replacement, "", appended);
+            if (produced is null)
+            {
+                warnings.Add($"{document.Path}: the new tasks {string.Join(", ", appended.Select(t => t.Id))} could not be written; their export was skipped");
+                failed.AddRange(appended.Select(t => t.Id));
+            }
+            else
+            {
+                edits.Add(new Edit(position, position, replacement, produced));
+            }
         }
+        if (edits.Count == 0) return new WriteBack(source, document, warnings, failed);
 
-        // Splice, noting where each edit landed in the new text.
-        edits.Sort((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End));
-        var result = new StringBuilder(source.Length + 256);
-        var landed = new Dictionary<Edit, int>(ReferenceEqualityComparer.Instance);
-        var cursor = 0;
-        foreach (var edit in edits)
-        {
-            result.Append(source, cursor, edit.Start - cursor);
-            landed[edit] = result.Length;
-            result.Append(edit.Replacement);
-            cursor = edit.End;
-        }
-        result.Append(source, cursor, source.Length - cursor);
-        var newText = result.ToString();
+        var newText = Splice(source, edits, out var landed);
 
         // The new entries: kept ones shifted by the edits before them, replaced and appended ones where they landed.
         var newEntries = new List<TaskEntry>(entries.Count + appended.Count);
@@ -157,9 +264,8 @@ internal static class ScheduleWriter
             if (deleted.Contains(i)) continue;
             if (replaced.TryGetValue(i, out var edit))
             {
-                // The key either moved with the text before it (body-only edit, negative offset) or starts the edit.
-                var (task, offset, _) = edit.Produced[0];
-                newEntries.Add(entry with { Task = task, KeyIndex = landed[edit] + offset, EndIndex = landed[edit] + edit.Replacement.Length });
+                var produced = edit.Produced[0];
+                newEntries.Add(produced with { KeyIndex = landed[edit] + produced.KeyIndex, EndIndex = landed[edit] + produced.EndIndex, Line = entry.Line, Column = entry.Column });
             }
             else
             {
@@ -167,23 +273,26 @@ internal static class ScheduleWriter
             }
         }
         foreach (var edit in edits.Where(e => e.Produced.Count > 0 && !replaced.ContainsValue(e)))
-            foreach (var (task, offset, length) in edit.Produced)
-                newEntries.Add(new TaskEntry(task.Id, task, landed[edit] + offset, landed[edit] + offset + length, 0, 0));
+            foreach (var produced in edit.Produced)
+                newEntries.Add(produced with { KeyIndex = landed[edit] + produced.KeyIndex, EndIndex = landed[edit] + produced.EndIndex });
         newEntries.Sort((a, b) => a.KeyIndex.CompareTo(b.KeyIndex));
+        var expected = Expected(document, [.. upserts.Where(t => !failed.Contains(t.Id))], deletes);
+        foreach (var id in failed)
+            if (entries.FirstOrDefault(e => e.Id == id)?.Task is { } kept) expected[id] = kept.ContentHash;
         if (document.Problems.Count > 0)
         {
             // Invalid tasks stay as the person wrote them (on_invalid: skip_task); their problems' positions moved, so
             // parse the result rather than derive it (a rare path: the file has invalid tasks).
             var parsed = ScheduleLoader.Parse(newText, document.Path);
-            Verify(document.Path, parsed, Expected(document, upserts, deletes), [.. document.InvalidTaskIds.Where(id => !deletes.Contains(id) && !upserts.Any(u => u.Id == id))]);
-            return (newText, parsed);
+            Verify(document.Path, parsed, expected, [.. document.InvalidTaskIds.Where(id => !deletes.Contains(id) && !upserts.Any(u => u.Id == id && !failed.Contains(id)))]);
+            return new WriteBack(newText, parsed, warnings, failed);
         }
         if (newEntries.Count == 0)
         {
             // No task left: the section is no longer a block mapping; parse the (small) result instead of deriving it.
             var parsed = ScheduleLoader.Parse(newText, document.Path);
             Verify(document.Path, parsed, []);
-            return (newText, parsed);
+            return new WriteBack(newText, parsed, warnings, failed);
         }
         var withLines = WithLines(newText, newEntries);
         var newDocument = new ScheduleDocument
@@ -195,8 +304,96 @@ internal static class ScheduleWriter
             Problems = [],
             Tasks = section with { ValueEndIndex = withLines[^1].EndIndex },
         };
-        VerifyStretch(document, newDocument, edits.Select(e => (landed[e], landed[e] + e.Replacement.Length)).ToList());
-        return (newText, newDocument);
+        return new WriteBack(newText, newDocument, warnings, failed);
+    }
+
+    /// <summary>The edits of one task applied to its lines, as one edit; null when the result does not read back as the task.</summary>
+    private static Edit? Checked(ScheduleDocument document, int segmentStart, int segmentEnd, List<(int Start, int End, string Text)> edits, string trailing, TaskDefinition task)
+    {
+        var source = document.Text;
+        var ordered = edits.Select((e, n) => (e.Start, e.End, e.Text, n)).OrderBy(e => e.Start).ThenBy(e => e.End).ThenBy(e => e.n).ToList();
+        var segment = new StringBuilder(segmentEnd - segmentStart + 64);
+        var cursor = segmentStart;
+        foreach (var (start, end, text, _) in ordered)
+        {
+            if (start < cursor || end < start || start < segmentStart || end > segmentEnd) return null; // overlapping: not editable this way
+            segment.Append(source, cursor, start - cursor).Append(text);
+            cursor = end;
+        }
+        segment.Append(source, cursor, segmentEnd - cursor);
+        var replacement = segment.ToString();
+        var produced = Produced(document, replacement, trailing, [task]);
+        return produced is null ? null : new Edit(segmentStart, segmentEnd, replacement, produced);
+    }
+
+    /// <summary>
+    /// Parses whole lines of new text on their own (under a <c>tasks:</c> key, with the file's default time zone) and
+    /// returns the entries, relative to the text, when they are exactly the given tasks; null otherwise.
+    /// </summary>
+    private static List<TaskEntry>? Produced(ScheduleDocument document, string lines, string trailing, IReadOnlyList<TaskDefinition> tasks)
+    {
+        var header = new StringBuilder("version: 1\n");
+        if (document.DefaultTimezone is { } zone) header.Append("defaults:\n  timezone: ").Append(Quoted(zone)).Append('\n');
+        header.Append("tasks:\n");
+        var offset = header.Length;
+        var parsed = ScheduleLoader.Parse(header.Append(lines).Append(trailing).ToString(), document.Path);
+        if (parsed.Problems.Count > 0 || parsed.Entries.Count != tasks.Count) return null;
+        var result = new List<TaskEntry>(tasks.Count);
+        for (var i = 0; i < tasks.Count; i++)
+        {
+            var entry = parsed.Entries[i];
+            if (entry.Id != tasks[i].Id || entry.Task?.ContentHash != tasks[i].ContentHash || entry.EndIndex > offset + lines.Length) return null;
+            result.Add(entry with { KeyIndex = entry.KeyIndex - offset, EndIndex = entry.EndIndex - offset });
+        }
+        return result;
+    }
+
+    /// <summary>The blank lines right after an index (they may belong to a keep-chomped block scalar before it).</summary>
+    private static string BlankLinesAfter(string text, int index)
+    {
+        var end = index;
+        while (end < text.Length)
+        {
+            var newline = text.IndexOf('\n', end);
+            var lineEnd = newline < 0 ? text.Length : newline + 1;
+            if (!string.IsNullOrWhiteSpace(text[end..lineEnd])) break;
+            end = lineEnd;
+        }
+        return text[index..end];
+    }
+
+    /// <summary>The task rendered whole in the canonical layout, in place of its lines (the key line kept when it can be).</summary>
+    private static List<(int Start, int End, string Text)> WholeTask(string source, TaskEntry entry, TaskDefinition task, string timezone, int segmentStart, int segmentEnd, string lineBreak)
+    {
+        var block = new StringBuilder();
+        // When the fields start on the line after the key, the key line (and a comment on it) stays as it is.
+        var keyLineEnd = LineEnd(source, entry.KeyIndex);
+        var keyLine = source.AsSpan(entry.KeyIndex, keyLineEnd - entry.KeyIndex);
+        var comment = keyLine.IndexOf(" #");
+        var explicitKey = entry.Layout?.HasExplicitKey ?? !source.AsSpan(segmentStart, entry.KeyIndex - segmentStart).IsWhiteSpace();
+        var bodyOnly = !explicitKey && (comment >= 0 ? keyLine[..comment] : keyLine).TrimEnd().EndsWith(":") && keyLineEnd < entry.EndIndex;
+        var indent = LineIndent(source, segmentStart, entry.KeyIndex);
+        if (bodyOnly)
+        {
+            RenderTask(block, task, indent, timezone, bodyOnly: true);
+            return [(keyLineEnd - (keyLineEnd > 0 && source[keyLineEnd - 1] == '\r' ? 1 : 0), entry.EndIndex, ToLineBreak(block.ToString(), lineBreak))];
+        }
+        if (!explicitKey)
+        {
+            RenderTask(block, task, indent, timezone, skipFirstIndent: true);
+            return [(entry.KeyIndex, entry.EndIndex, ToLineBreak(block.ToString(), lineBreak))];
+        }
+        // An explicit key ('? id'): the whole entry goes, from its line start.
+        RenderTask(block, task, indent, timezone);
+        return [(segmentStart, entry.EndIndex, ToLineBreak(block.ToString(), lineBreak))];
+    }
+
+    /// <summary>The number of spaces that start the line (from its start up to the first other character).</summary>
+    private static int LineIndent(string text, int lineStart, int limit)
+    {
+        var i = lineStart;
+        while (i < limit && text[i] == ' ') i++;
+        return i - lineStart;
     }
 
     /// <summary>Line and column of each entry's key, counted in one pass over the text.</summary>
@@ -220,35 +417,6 @@ internal static class ScheduleWriter
             list.Add(entry with { Line = line, Column = entry.KeyIndex - lineStart + 1 });
         }
         return list;
-    }
-
-    /// <summary>
-    /// Re-parses the stretch of the new text from the task before the first edit to the task after the last one (the
-    /// rest is byte-for-byte what was parsed before) and checks it holds exactly the expected tasks.
-    /// </summary>
-    private static void VerifyStretch(ScheduleDocument before, ScheduleDocument after, List<(int Start, int End)> changed)
-    {
-        var entries = after.Entries;
-        var first = changed.Min(c => c.Start);
-        var last = changed.Max(c => c.End);
-        var from = 0;
-        while (from < entries.Count && entries[from].EndIndex < first) from++;
-        var to = entries.Count - 1;
-        while (to >= 0 && entries[to].KeyIndex > last) to--;
-        from = Math.Max(0, from - 1);
-        to = Math.Min(entries.Count - 1, to + 1);
-        var text = after.Text;
-        var start = from < entries.Count && from <= to ? LineStart(text, Math.Min(entries[from].KeyIndex, first)) : LineStart(text, first);
-        var end = to >= 0 && from <= to ? LineEndInclusive(text, Math.Max(entries[to].EndIndex, last)) : LineEndInclusive(text, last);
-        start = Math.Min(start, LineStart(text, Math.Min(first, text.Length)));
-        end = Math.Max(end, LineEndInclusive(text, Math.Min(last, text.Length)));
-
-        var header = new StringBuilder("version: 1\n");
-        if (before.DefaultTimezone is { } zone) header.Append("defaults:\n  timezone: ").Append(Quoted(zone)).Append('\n');
-        header.Append("tasks:\n");
-        var stretch = ScheduleLoader.Parse(header + text[start..end], before.Path);
-        var expected = entries.Where(e => e.KeyIndex >= start && e.KeyIndex < end).ToDictionary(e => e.Id, e => e.Task!.ContentHash, StringComparer.Ordinal);
-        Verify(before.Path, stretch, expected);
     }
 
     private static Dictionary<string, string> Expected(ScheduleDocument before, IReadOnlyCollection<TaskDefinition> upserts, IReadOnlyCollection<string> deletes)
@@ -308,33 +476,53 @@ internal static class ScheduleWriter
             if (!skipFirstIndent) text.Append(pad);
             text.Append(Key(task.Id)).Append(':');
         }
-        void Line(string key, string value) => text.Append('\n').Append(child).Append(key).Append(": ").Append(value);
-
-        if (task.Name != task.Id) Line("name", Scalar(task.Name));
-        if (task.Description is not null) Line("description", Scalar(task.Description));
-        Line("schedule", Quoted(task.Schedule));
-        if (task.Timezone != defaultTimezone) Line("timezone", Scalar(task.Timezone));
-        Line("command", Scalar(task.Command));
-        if (task.Args.Count > 0)
-            Line("args", "{ " + string.Join(", ", task.Args.Select(a => Key(a.Key, flow: true) + ": " + ArgText(a.Value))) + " }");
-        if (!task.Enabled) Line("enabled", "false");
-        if (task.TimeoutSeconds is { } timeout) Line("timeout_seconds", timeout.ToString(CultureInfo.InvariantCulture));
-        if (task.MaxRetries != 0) Line("max_retries", task.MaxRetries.ToString(CultureInfo.InvariantCulture));
-        if (task.Tags.Length > 0) Line("tags", "[" + string.Join(", ", task.Tags.Select(t => Scalar(t, flow: true))) + "]");
+        foreach (var field in TaskRules.FieldNames)
+            if (!IsDefault(task, field, defaultTimezone))
+                text.Append('\n').Append(child).Append(field).Append(": ").Append(CanonicalValue(task, field));
     }
 
-    private static string ArgText(ArgValue value) => value.Kind switch
+    /// <summary>True when the field has the value a file gives by leaving it out (so the canonical layout leaves it out).</summary>
+    public static bool IsDefault(TaskDefinition task, string field, string defaultTimezone) => field switch
+    {
+        "name" => task.Name == task.Id,
+        "description" => task.Description is null,
+        "timezone" => task.Timezone == defaultTimezone,
+        "args" => task.Args.Count == 0,
+        "enabled" => task.Enabled,
+        "timeout_seconds" => task.TimeoutSeconds is null,
+        "max_retries" => task.MaxRetries == 0,
+        "tags" => task.Tags.Length == 0,
+        _ => false,
+    };
+
+    /// <summary>A field's value as the canonical layout writes it (one line).</summary>
+    public static string CanonicalValue(TaskDefinition task, string field) => field switch
+    {
+        "name" => Scalar(task.Name),
+        "description" => Scalar(task.Description ?? ""),
+        "schedule" => Quoted(task.Schedule),
+        "timezone" => Scalar(task.Timezone),
+        "command" => Scalar(task.Command),
+        "args" => task.Args.Count == 0 ? "{}" : "{ " + string.Join(", ", task.Args.Select(a => Key(a.Key, flow: true) + ": " + ArgText(a.Value))) + " }",
+        "enabled" => task.Enabled ? "true" : "false",
+        "timeout_seconds" => task.TimeoutSeconds?.ToString(CultureInfo.InvariantCulture) ?? "~",
+        "max_retries" => task.MaxRetries.ToString(CultureInfo.InvariantCulture),
+        "tags" => "[" + string.Join(", ", task.Tags.Select(t => Scalar(t, flow: true))) + "]",
+        _ => throw new ArgumentOutOfRangeException(nameof(field), field, "not a task field"),
+    };
+
+    internal static string ArgText(ArgValue value) => value.Kind switch
     {
         ArgKind.String => Scalar(value.Text, flow: true),
         _ => value.Text,
     };
 
-    private static string Key(string key, bool flow = false) => Scalar(key, flow);
+    internal static string Key(string key, bool flow = false) => Scalar(key, flow);
 
     /// <summary>A string as a plain scalar when YAML reads it back as the same string, else double-quoted.</summary>
     public static string Scalar(string value, bool flow = false) => IsSafePlain(value, flow) ? value : Quoted(value);
 
-    private static bool IsSafePlain(string value, bool flow)
+    internal static bool IsSafePlain(string value, bool flow)
     {
         if (value.Length == 0 || value.Length > 200 || char.IsWhiteSpace(value[0]) || char.IsWhiteSpace(value[^1]))
             return false;
@@ -388,26 +576,32 @@ internal static class ScheduleWriter
         return lines.Length > 2 && lines[1..^1].Any(string.IsNullOrWhiteSpace);
     }
 
-    private static int LineStart(string text, int index) => index == 0 ? 0 : text.LastIndexOf('\n', index - 1) + 1;
-
-    private static int LineIndent(string text, int index) => index - LineStart(text, index);
+    internal static int LineStart(string text, int index) => index == 0 ? 0 : text.LastIndexOf('\n', index - 1) + 1;
 
     /// <summary>Index of the newline ending the line that holds <paramref name="index"/> (or the text length).</summary>
-    private static int LineEnd(string text, int index)
+    internal static int LineEnd(string text, int index)
     {
         if (index > 0 && index <= text.Length && text[index - 1] == '\n') return index - 1;
         var end = text.IndexOf('\n', Math.Min(index, text.Length));
         return end < 0 ? text.Length : end;
     }
 
-    private static int LineEndInclusive(string text, int index)
+    /// <summary>Index of the end of the content of the line that holds <paramref name="index"/> (before its LF or CRLF).</summary>
+    internal static int ContentEnd(string text, int index)
+    {
+        var end = text.IndexOf('\n', Math.Min(index, text.Length));
+        if (end < 0) return text.Length;
+        return end > index && text[end - 1] == '\r' ? end - 1 : end;
+    }
+
+    internal static int LineEndInclusive(string text, int index)
     {
         var end = LineEnd(text, index);
         return end < text.Length ? end + 1 : end;
     }
 
     /// <summary>Moves a line start up over the comment-only lines directly above it (the task's own comments).</summary>
-    private static int OwnCommentStart(string text, int lineStart, int floor)
+    internal static int OwnCommentStart(string text, int lineStart, int floor)
     {
         var start = lineStart;
         while (start > 0 && start - 1 > floor)
