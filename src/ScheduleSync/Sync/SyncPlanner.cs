@@ -31,7 +31,7 @@ public static class SyncPlanner
         var b = inputs.Base.GetValueOrDefault(id);
         // The file holds what an earlier run exported but did not commit (a crash in between): that version is the
         // system's own, so it stands for the base, and a database change made since is exported, not a conflict.
-        if (y is not null && !Same(y, b) && inputs.RecordedExports.Contains((id, y.ContentHash)))
+        if (y is not null && !Same(y, b) && !Same(y, d) && inputs.RecordedExports.Contains((id, y.ContentHash)))
             b = y;
         SyncAction Act(SyncActionKind kind, TaskDefinition? result, IReadOnlyList<string>? fields = null, string? reason = null) =>
             new(id, kind, y, d, b, result, fields ?? [], reason);
