@@ -48,7 +48,7 @@ internal static class SyncCommands
     /// <summary>Failures a command reports as one line and exit code 1 (anything else is a bug and keeps its stack trace).</summary>
     private static bool IsReportable(Exception e) =>
         e is Hosting.EmbeddedPostgresException or Npgsql.NpgsqlException or FileLockTimeoutException or ResolutionException
-            or ConflictNotFoundException or IOException or InvalidOperationException; // FileStoreException is an IOException
+            or ConflictNotFoundException or IOException or InvalidOperationException or InvalidDataException; // FileStoreException is an IOException
 
     private static Command Sync()
     {
@@ -70,6 +70,7 @@ internal static class SyncCommands
     {
         SyncStatus.InvalidFile => ExitCodes.InvalidFile,
         SyncStatus.Refused => ExitCodes.Error,
+        _ when result.InvalidRows.Count > 0 => ExitCodes.Error,
         _ when result.OpenConflicts > 0 => ExitCodes.ConflictsOpen,
         _ => ExitCodes.Success,
     };
@@ -85,6 +86,7 @@ internal static class SyncCommands
         new_conflicts = result.NewConflicts,
         open_conflicts = result.OpenConflicts,
         changed_task_ids = result.ChangedTaskIds,
+        invalid_task_ids = result.InvalidRows,
         checksum_before = result.ChecksumBefore,
         checksum_after = result.ChecksumAfter,
         duration_ms = Math.Round(result.Duration.TotalMilliseconds, 2),
@@ -215,10 +217,15 @@ internal static class SyncCommands
                 Console.WriteLine($"file: {status.ConfigPath} ({(status.FileExists ? status.FileValid ? "valid" : $"INVALID, {status.FileProblems.Count} problem(s)" : "missing")}), checksum {status.FileChecksum[..Math.Min(12, status.FileChecksum.Length)]}");
                 Console.WriteLine($"database: {status.DatabaseTasks} task(s), change counter {status.ChangeCounter} (synced: {status.SyncedChangeCounter?.ToString(CultureInfo.InvariantCulture) ?? "never"})");
                 Console.WriteLine($"pending: {status.PendingImports} to the database, {status.PendingExports} to the file; open conflicts: {status.OpenConflicts}");
+                foreach (var invalid in status.InvalidTasks)
+                    Console.WriteLine($"invalid in the database: {invalid.Id}: {invalid.Reason}");
+                if (status.Refusal is not null)
+                    Console.WriteLine($"REFUSED: {status.Refusal}");
                 foreach (var run in status.RecentRuns)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {run.Id} {run.Trigger} {run.Status} at {run.StartedAt:u}: +{run.Inserts} ~{run.Updates} -{run.Deletes} exported {run.Exports}, conflicts {run.Conflicts}{(run.Error is null ? "" : " — " + run.Error)}"));
             }
-            return status.OpenConflicts > 0 ? ExitCodes.ConflictsOpen : status.FileValid ? ExitCodes.Success : ExitCodes.InvalidFile;
+            return status.OpenConflicts > 0 ? ExitCodes.ConflictsOpen : !status.FileValid ? ExitCodes.InvalidFile
+                : status.InvalidTasks.Count > 0 || status.Refusal is not null ? ExitCodes.Error : ExitCodes.Success;
         });
         return command;
     }
@@ -338,9 +345,15 @@ internal static class SyncCommands
 
     private static Command Restore()
     {
-        var backup = new Argument<string?>("backup") { Description = "A backup file (see --list); the newest when absent", Arity = ArgumentArity.ZeroOrOne };
+        var backup = new Argument<string?>("backup") { Description = "A backup file (see --list); the newest valid one when absent", Arity = ArgumentArity.ZeroOrOne };
         var listOption = new Option<bool>("--list") { Description = "List the kept backups, newest first" };
-        var command = new Command("restore", "Bring back an earlier version of the file (itself a safe, backed-up write), then sync") { backup, listOption, AllowMassDelete };
+        var revert = new Option<bool>("--revert-database")
+        {
+            Description = "Also apply the backup's version to the database (shown as a plan first; under the mass-deletion guard)",
+        };
+        var command = new Command("restore",
+            "Repair the file from a backup, then write every task where it differs from the database (the database is kept)")
+            { backup, listOption, AllowMassDelete, revert };
         command.SetAction(async (parse, ct) =>
         {
             var settings = CliSettings.From(parse);
@@ -352,20 +365,41 @@ internal static class SyncCommands
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b.Path}  {b.TimeUtc:u}  {b.ChecksumPrefix}  {b.Size} bytes"));
                 return ExitCodes.Success;
             }
-            // By default the newest version that differs from what the file holds now (the rotation keeps the current one too).
-            var current = store.Read().Checksum;
-            var chosen = parse.GetValue(backup) ?? backups.FirstOrDefault(b => !current.StartsWith(b.ChecksumPrefix, StringComparison.Ordinal))?.Path;
-            if (chosen is null)
-            {
-                Console.Error.WriteLine($"schedsync: no backups of {settings.ConfigPath} in {store.BackupDirectory}");
-                return ExitCodes.Error;
-            }
             try
             {
-                store.Restore(chosen);
-                Console.WriteLine($"restored {settings.ConfigPath} from {chosen}");
+                var chosen = parse.GetValue(backup) ?? NewestValidBackup(store, backups);
+                if (chosen is null)
+                {
+                    Console.Error.WriteLine($"schedsync: no valid backup of {settings.ConfigPath} in {store.BackupDirectory} that differs from the file");
+                    return ExitCodes.Error;
+                }
+                var content = store.ReadBackup(chosen);
+                var document = ScheduleLoader.Load(content.Bytes.Span, chosen);
+                if (!document.IsValid)
+                {
+                    foreach (var line in document.FormatProblems()) Console.WriteLine(line);
+                    Console.Error.WriteLine($"schedsync: the backup {chosen} is invalid; nothing was restored");
+                    return ExitCodes.InvalidFile;
+                }
                 await using var host = await CliHost.OpenAsync(settings, ct);
-                var result = await host.Runner.RunAsync("cli", allowMassDelete: parse.GetValue(AllowMassDelete), source: "restore", ct: ct);
+                var mode = parse.GetValue(revert) ? SyncMode.PreferFile : SyncMode.PreferDatabase;
+                if (mode == SyncMode.PreferFile)
+                {
+                    // Applying an old version to the database is an explicit act: the plan is shown first.
+                    var (_, plan) = await host.Runner.PlanAsync(parse.GetValue(AllowMassDelete), content, ct, mode);
+                    Console.Write(RenderPlan(plan!));
+                    if (plan!.IsRefused)
+                    {
+                        Console.Error.WriteLine($"schedsync: {plan.Refusal}; nothing was restored");
+                        return ExitCodes.Error;
+                    }
+                }
+                var result = await host.Runner.RunAsync("cli", force: true, parse.GetValue(AllowMassDelete), source: "restore", ct: ct, mode: mode, replacement: content);
+                if (result.Status == SyncStatus.Completed)
+                    Console.WriteLine($"restored {settings.ConfigPath} from {chosen}"
+                        + (mode == SyncMode.PreferFile ? "; the database now holds the backup's version" : $"; {result.Exports} task(s) written from the database, which was kept"));
+                else if (result.Status == SyncStatus.Refused)
+                    Console.Error.WriteLine($"schedsync: nothing was restored");
                 PrintResult(settings.ConfigPath, result);
                 return ExitCode(result);
             }
@@ -376,6 +410,27 @@ internal static class SyncCommands
             }
         });
         return command;
+    }
+
+    /// <summary>The newest backup that is intact, valid and not what the file holds now (the rotation keeps the current one too).</summary>
+    private static string? NewestValidBackup(ConfigFileStore store, IReadOnlyList<BackupInfo> backups)
+    {
+        var current = store.Read().Checksum;
+        foreach (var b in backups)
+        {
+            if (current.StartsWith(b.ChecksumPrefix, StringComparison.Ordinal)) continue;
+            FileSnapshot content;
+            try
+            {
+                content = store.ReadBackup(b.Path);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                continue; // damaged or unreadable: the next older one
+            }
+            if (ScheduleLoader.Load(content.Bytes.Span, b.Path).IsValid) return b.Path;
+        }
+        return null;
     }
 
     private static Command Export()

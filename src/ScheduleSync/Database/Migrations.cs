@@ -218,6 +218,38 @@ internal static class Migrations
                 RETURN NULL;
             END $$;
             """),
+        (3, "sync memory: refused deletions, recorded exports, default zone; defaults for plain-SQL inserts", """
+            -- A refused mass deletion stays refused while the file is the one it was refused for (SPEC §4); the file's
+            -- defaults.timezone as last seen by a sync is the default of a row inserted with plain SQL.
+            ALTER TABLE sync_state
+                ADD COLUMN refused_file_checksum text,
+                ADD COLUMN refused_task_ids text[] NOT NULL DEFAULT '{}',
+                ADD COLUMN default_timezone text;
+
+            -- The versions a sync run is about to write to the file, committed before the write: after a crash between
+            -- the write and the run's commit, the next run recognises its own export. Emptied by each completed run.
+            CREATE TABLE sync_exports (
+                task_id       text NOT NULL,
+                content_hash  text NOT NULL,
+                recorded_at   timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (task_id, content_hash)
+            );
+
+            -- A row written with plain SQL gets the defaults a task in the file gets: name = id, the file's default zone.
+            -- Named to fire before scheduled_tasks_before_write (same-event triggers fire in name order).
+            CREATE FUNCTION scheduled_tasks_apply_defaults() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.name IS NULL THEN
+                    NEW.name := NEW.id;
+                END IF;
+                IF NEW.timezone IS NULL THEN
+                    NEW.timezone := coalesce((SELECT default_timezone FROM sync_state WHERE id = 1), 'UTC');
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER scheduled_tasks_apply_defaults BEFORE INSERT OR UPDATE ON scheduled_tasks
+                FOR EACH ROW EXECUTE FUNCTION scheduled_tasks_apply_defaults();
+            """),
     ];
 
     public static int Latest => All[^1].Version;

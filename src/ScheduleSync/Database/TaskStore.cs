@@ -12,6 +12,9 @@ internal sealed record ChangeContext(string Source, string Actor, long? SyncRunI
 internal sealed record StoredTask(string Id, TaskDefinition? Task, long Version, DateTime CreatedAt, DateTime UpdatedAt, string? UpdatedBy, IReadOnlyList<string> Problems)
 {
     public string ContentHash => Task?.ContentHash ?? "";
+
+    /// <summary>The row's values as stored, before the rules: what the API shows for an invalid row.</summary>
+    public TaskDraft? Raw { get; init; }
 }
 
 internal sealed class TaskExistsException(string id) : Exception($"task '{id}' already exists")
@@ -314,7 +317,7 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         // The hash stored with the row (the trigger clears it whenever plain SQL changes the content) saves recomputing it.
         if (task is not null && !reader.IsDBNull(15)) task.AdoptStoredHash(reader.GetString(15));
         return new StoredTask(id, problems.Count == 0 ? task : null, reader.GetInt64(11), reader.GetFieldValue<DateTime>(12),
-            reader.GetFieldValue<DateTime>(13), reader.IsDBNull(14) ? null : reader.GetString(14), problems);
+            reader.GetFieldValue<DateTime>(13), reader.IsDBNull(14) ? null : reader.GetString(14), problems) { Raw = draft };
     }
 
     internal static Dictionary<string, ArgValue> ParseArgs(string json, List<string> problems)

@@ -13,10 +13,10 @@ internal static class SyncApi
     public static IEndpointRouteBuilder MapSync(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/sync").WithTags("Sync");
-        group.MapPost("/", async (SyncCoordinator coordinator, CancellationToken ct) =>
-            TypedResults.Ok(SyncCommands.Summary(await coordinator.RequestAsync("api", ct))));
+        group.MapPost("/", async (SyncCoordinator coordinator, [FromQuery(Name = "allow_mass_delete")] bool? allowMassDelete, CancellationToken ct) =>
+            TypedResults.Ok(SyncCommands.Summary(await coordinator.RequestAsync("api", ct, allowMassDelete ?? false))));
         group.MapGet("/status", async (SyncCoordinator coordinator, CancellationToken ct) =>
-            TypedResults.Ok(await SyncStatusReader.ReadAsync(coordinator.Runner, ct)));
+            TypedResults.Ok(await SyncStatusReader.ReadAsync(coordinator.Runner, ct, "api")));
         group.MapGet("/plan", Plan);
         group.MapGet("/conflicts", async (ConflictService conflicts, string? status, CancellationToken ct) =>
             TypedResults.Ok((await conflicts.ListAsync(status is null or "open" ? "open" : status == "all" ? null : status, ct)).Select(SyncCommands.ConflictJson)));
@@ -27,7 +27,7 @@ internal static class SyncApi
 
     private static async Task<Results<Ok<object>, ValidationProblem>> Plan(SyncCoordinator coordinator, CancellationToken ct)
     {
-        var (document, plan) = await coordinator.Runner.PlanAsync(ct: ct);
+        var (document, plan) = await coordinator.Runner.PlanAsync(ct: ct, trigger: "api");
         if (plan is null)
             return TypedResults.ValidationProblem(
                 document.Problems.GroupBy(p => $"{p.Line}:{p.Column}").ToDictionary(g => g.Key, g => g.Select(p => p.Message).ToArray()),

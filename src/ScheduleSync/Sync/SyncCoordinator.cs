@@ -29,7 +29,7 @@ public sealed class ServerOptions
 /// </summary>
 internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events, ILogger<SyncCoordinator> logger) : BackgroundService
 {
-    private sealed record Request(string Trigger, TaskCompletionSource<SyncResult>? Done);
+    private sealed record Request(string Trigger, TaskCompletionSource<SyncResult>? Done, bool AllowMassDelete = false);
 
     private readonly Channel<Request> _requests = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
     private static readonly TimeSpan NotifyCoalescing = TimeSpan.FromMilliseconds(3);
@@ -51,10 +51,11 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
     public SyncRunner Runner => runner;
 
     /// <summary>Runs a sync that starts after this call and returns its result.</summary>
-    public Task<SyncResult> RequestAsync(string trigger, CancellationToken ct = default)
+    /// <param name="allowMassDelete">POST /api/sync?allow_mass_delete=true: the run may delete past the guard.</param>
+    public Task<SyncResult> RequestAsync(string trigger, CancellationToken ct = default, bool allowMassDelete = false)
     {
         var done = new TaskCompletionSource<SyncResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_requests.Writer.TryWrite(new Request(trigger, done)))
+        if (!_requests.Writer.TryWrite(new Request(trigger, done, allowMassDelete)))
             done.SetException(new InvalidOperationException("the server is stopping"));
         return done.Task.WaitAsync(ct);
     }
@@ -92,7 +93,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
                 while (_requests.Reader.TryRead(out var request)) batch.Add(request);
                 if (batch.Count == 0) continue;
                 var trigger = batch.Any(r => r.Trigger == "api") ? "api" : batch[0].Trigger;
-                await RunAndPublishAsync(trigger, batch, CancellationToken.None);
+                await RunAndPublishAsync(trigger, batch, CancellationToken.None, batch.Any(r => r.AllowMassDelete));
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -107,11 +108,11 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
         while (_requests.Reader.TryRead(out var request)) yield return request;
     }
 
-    private async Task RunAndPublishAsync(string trigger, List<Request> batch, CancellationToken ct)
+    private async Task RunAndPublishAsync(string trigger, List<Request> batch, CancellationToken ct, bool allowMassDelete = false)
     {
         try
         {
-            var result = await runner.RunAsync(trigger, ct: ct);
+            var result = await runner.RunAsync(trigger, allowMassDelete: allowMassDelete, ct: ct);
             LastResult = result;
             if (result.ChecksumAfter is not null) LastFileChecksum = result.ChecksumAfter;
             else if (result.ChecksumBefore is not null) LastFileChecksum = result.ChecksumBefore;
@@ -147,6 +148,9 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
             case SyncStatus.NoOp:
                 return;
         }
+        // Rows that break a rule in the database (plain SQL) are not exported: say so on every run until fixed.
+        if (result.Error is not null)
+            events.Publish("sync_error", new { reason = result.Error, trigger, invalid_task_ids = result.InvalidRows });
         if (result.Plan is { } plan)
         {
             var changes = plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile).ToList();

@@ -29,6 +29,10 @@ public static class SyncPlanner
         var y = inputs.Yaml.GetValueOrDefault(id);
         var d = inputs.Database.GetValueOrDefault(id);
         var b = inputs.Base.GetValueOrDefault(id);
+        // The file holds what an earlier run exported but did not commit (a crash in between): that version is the
+        // system's own, so it stands for the base, and a database change made since is exported, not a conflict.
+        if (y is not null && !Same(y, b) && !Same(y, d) && inputs.RecordedExports.Contains((id, y.ContentHash)))
+            b = y;
         SyncAction Act(SyncActionKind kind, TaskDefinition? result, IReadOnlyList<string>? fields = null, string? reason = null) =>
             new(id, kind, y, d, b, result, fields ?? [], reason);
 
@@ -42,7 +46,11 @@ public static class SyncPlanner
         if (inputs.YamlInvalid.Contains(id))
             return Act(SyncActionKind.SkipInvalid, null, reason: "invalid in the file; both sides keep their last good state");
         if (inputs.DatabaseInvalid.Contains(id))
-            return Act(SyncActionKind.SkipInvalid, null, reason: "invalid in the database (changed with SQL); both sides keep their last good state");
+        {
+            var problems = inputs.DatabaseProblems.GetValueOrDefault(id) is { Count: > 0 } list ? ": " + string.Join("; ", list) : "";
+            return Act(SyncActionKind.SkipInvalid, null, reason: $"invalid in the database (changed with SQL){problems}; not exported until fixed, the file keeps its last good state")
+                with { InvalidInDatabase = true };
+        }
 
         if (Same(y, d))
         {
@@ -84,8 +92,19 @@ public static class SyncPlanner
     {
         var fromDatabase = actions.Count(a => a.Kind == SyncActionKind.ImportDelete);
         var fromFile = actions.Count(a => a.Kind == SyncActionKind.ExportRemove);
-        return Check("database", fromDatabase, inputs.DatabaseTotal ?? inputs.Database.Count + inputs.DatabaseInvalid.Count, "file")
+        return StillRefused()
+            ?? Check("database", fromDatabase, inputs.DatabaseTotal ?? inputs.Database.Count + inputs.DatabaseInvalid.Count, "file")
             ?? Check("file", fromFile, inputs.YamlTotal ?? inputs.Yaml.Count + inputs.YamlInvalid.Count, "database");
+
+        // A refused deletion stays refused until the file changes or someone allows it: an unrelated change (an API
+        // write, another task) must not shift the share under the limit and let it through.
+        string? StillRefused()
+        {
+            var again = actions.Where(a => a.Deletes && inputs.RefusedDeletions.Contains(a.Id)).Select(a => a.Id).ToList();
+            if (again.Count == 0) return null;
+            return $"refusing to delete {again.Count} task(s) whose deletion was refused before ({string.Join(", ", again.Take(5))}{(again.Count > 5 ? ", …" : "")}): "
+                + $"a refused mass deletion stays refused until the file changes; if it is really meant, {options.AllowHint}.";
+        }
 
         string? Check(string side, int deletes, int total, string cause)
         {
@@ -95,7 +114,7 @@ public static class SyncPlanner
             if (!all && !tooMany) return null;
             return $"refusing to delete {deletes} of {total} task(s) from the {side} because they are gone from the {cause} "
                 + $"(the limit is {options.MassDeleteShare:P0} when there are more than {options.MassDeleteMinimum}, and never all of them). "
-                + $"If the {cause} is really meant to lose them, run again with --allow-mass-delete.";
+                + $"If the {cause} is really meant to lose them, {options.AllowHint}.";
         }
     }
 }

@@ -37,6 +37,9 @@ internal sealed record SyncResult
     /// <summary>The file's <c>defaults.timezone</c> (UTC when none) as read by this run; null when the run did not parse the file.</summary>
     public string? DefaultTimezone { get; init; }
 
+    /// <summary>Ids of database rows that break a rule (plain SQL): not exported, reported until fixed.</summary>
+    public IReadOnlyList<string> InvalidRows => Plan is null ? [] : [.. Plan.InvalidInDatabase.Select(a => a.Id)];
+
     /// <summary>Ids whose content changed on either side in this run.</summary>
     public IReadOnlyList<string> ChangedTaskIds => Plan is null ? [] : [.. Plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile).Select(a => a.Id)];
 }

@@ -27,12 +27,15 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     public ConfigFileStore Store => store;
     public NpgsqlDataSource DataSource => dataSource;
 
-    public async Task<SyncResult> RunAsync(string trigger, bool force = false, bool allowMassDelete = false, string source = "yaml", CancellationToken ct = default)
+    /// <param name="replacement">Restore: the content to put in place of the file, planned in <paramref name="mode"/> and
+    /// written together with the exports in one write (nothing is written when the plan is refused).</param>
+    public async Task<SyncResult> RunAsync(string trigger, bool force = false, bool allowMassDelete = false, string source = "yaml", CancellationToken ct = default,
+        SyncMode mode = SyncMode.Normal, FileSnapshot? replacement = null)
     {
         var clock = Stopwatch.StartNew();
         for (var attempt = 1; ; attempt++)
         {
-            var result = await TryRunAsync(trigger, force, allowMassDelete, source, ct);
+            var result = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
             if (result is not null)
             {
                 result = result with { Duration = clock.Elapsed };
@@ -47,17 +50,17 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     }
 
     /// <summary>One attempt; null when the file changed under us and the attempt was rolled back.</summary>
-    private async Task<SyncResult?> TryRunAsync(string trigger, bool force, bool allowMassDelete, string source, CancellationToken ct)
+    private async Task<SyncResult?> TryRunAsync(string trigger, bool force, bool allowMassDelete, string source, CancellationToken ct, SyncMode mode, FileSnapshot? replacement)
     {
         using var fileLock = store.Lock();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var (counter, syncedCounter, syncedChecksum, openCount) = await LockAndReadStateAsync(connection, tx, ct);
         var snapshot = store.Read();
-        if (!force && syncedCounter == counter && syncedChecksum == snapshot.Checksum)
+        if (!force && replacement is null && syncedCounter == counter && syncedChecksum == snapshot.Checksum)
             return new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = openCount };
 
-        var (document, plan, open) = await PrepareAsync(connection, tx, snapshot, allowMassDelete, lockTable: true, ct);
+        var (document, plan, open) = await PrepareAsync(connection, tx, replacement ?? snapshot, allowMassDelete, lockTable: true, ct, mode, trigger);
         if (plan is null)
         {
             var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
@@ -69,6 +72,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         if (plan.IsRefused)
         {
             var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, plan.Refusal!, ct);
+            await RememberRefusalAsync(connection, tx, (replacement ?? snapshot).Checksum, plan, ct);
             await tx.CommitAsync(ct);
             return new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
         }
@@ -94,22 +98,33 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         var exports = actions.Where(a => a.ChangesFile).ToList();
         var checksumAfter = snapshot.Checksum;
         IReadOnlyList<string> warnings = [];
-        if (exports.Count > 0)
+        if (exports.Count > 0 || replacement is not null)
         {
-            var (text, written, writeWarnings, failed) = ScheduleWriter.Write(document,
-                [.. exports.Where(a => a.Result is not null).Select(a => a.Result!)],
-                [.. exports.Where(a => a.Result is null).Select(a => a.Id)]);
-            warnings = writeWarnings;
-            foreach (var warning in warnings) Log.WriteBackWarning(_logger, warning);
-            if (failed.Count > 0)
+            var (text, written) = (document.Text, document);
+            if (exports.Count > 0)
             {
-                // An export the file could not take: its base goes back to what it was, so the next run sees the
-                // database change again (and the file's version is not mistaken for a newer edit and imported).
-                var skipped = exports.Where(a => failed.Contains(a.Id)).ToList();
-                await WriteBaseAsync(connection, tx, [.. skipped.Where(a => a.Base is not null).Select(a => a.Base!)], [.. skipped.Where(a => a.Base is null).Select(a => a.Id)], ct);
-                exports = [.. exports.Where(a => !failed.Contains(a.Id))];
+                var (writtenText, writtenDocument, writeWarnings, failed) = ScheduleWriter.Write(document,
+                    [.. exports.Where(a => a.Result is not null).Select(a => a.Result!)],
+                    [.. exports.Where(a => a.Result is null).Select(a => a.Id)]);
+                (text, written, warnings) = (writtenText, writtenDocument, writeWarnings);
+                foreach (var warning in warnings) Log.WriteBackWarning(_logger, warning);
+                if (failed.Count > 0)
+                {
+                    // An export the file could not take: its base goes back to what it was, so the next run sees the
+                    // database change again (and the file's version is not mistaken for a newer edit and imported).
+                    var skipped = exports.Where(a => failed.Contains(a.Id)).ToList();
+                    await WriteBaseAsync(connection, tx, [.. skipped.Where(a => a.Base is not null).Select(a => a.Base!)], [.. skipped.Where(a => a.Base is null).Select(a => a.Id)], ct);
+                    exports = [.. exports.Where(a => !failed.Contains(a.Id))];
+                }
             }
-            switch (text == document.Text ? new WriteResult.Written(snapshot.Checksum, false) : store.WriteLocked(snapshot.Checksum, text))
+            await RecordExportsAsync(exports, ct);
+            var write = (replacement, text == document.Text) switch
+            {
+                (null, true) => new WriteResult.Written(snapshot.Checksum, false),
+                ({ } restored, true) => store.WriteLocked(snapshot.Checksum, restored.Bytes),
+                _ => store.WriteLocked(snapshot.Checksum, text),
+            };
+            switch (write)
             {
                 case WriteResult.ChangedMeanwhile:
                     await tx.RollbackAsync(ct);
@@ -137,8 +152,10 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             Plan = plan,
             DefaultTimezone = document.EffectiveDefaultTimezone,
             Warnings = warnings,
+            Error = InvalidRowsError(plan),
         };
         await FinishRunAsync(connection, tx, result, ct);
+        await AfterRunAsync(connection, tx, result, ct);
         Fault("before-commit");
         await tx.CommitAsync(ct);
         return result;
@@ -146,25 +163,28 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
 
     /// <summary>What a sync would do now, without changing anything (no locks: a read-only snapshot).</summary>
     /// <param name="snapshot">The file as the caller already read it; read here when absent.</param>
-    public async Task<(ScheduleDocument Document, SyncPlan? Plan)> PlanAsync(bool allowMassDelete = false, FileSnapshot? snapshot = null, CancellationToken ct = default)
+    /// <param name="trigger">Who asks: the refusal message names the CLI flag for "cli", the API parameter otherwise.</param>
+    public async Task<(ScheduleDocument Document, SyncPlan? Plan)> PlanAsync(bool allowMassDelete = false, FileSnapshot? snapshot = null, CancellationToken ct = default,
+        SyncMode mode = SyncMode.Normal, string trigger = "cli")
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
-        var (document, plan, _) = await PrepareAsync(connection, tx, snapshot ?? store.Read(), allowMassDelete, lockTable: false, ct);
+        var (document, plan, _) = await PrepareAsync(connection, tx, snapshot ?? store.Read(), allowMassDelete, lockTable: false, ct, mode, trigger);
         await tx.RollbackAsync(ct);
         return (document, plan);
     }
 
-    /// <summary>Reads both sides, the base and the open conflicts, and plans; the plan is null when the file is invalid.</summary>
     /// <summary>
     /// Reads both sides, the base and the open conflicts, and plans; the plan is null when the file is invalid.
     /// Hashes are compared first: only tasks whose file, database and base hashes are not all equal (or that have an
     /// open conflict, or a row changed by plain SQL) are loaded in full and planned, so one change costs little.
     /// </summary>
     private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open)> PrepareAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, bool lockTable, CancellationToken ct)
+        NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, bool lockTable, CancellationToken ct,
+        SyncMode mode = SyncMode.Normal, string trigger = "cli")
     {
         var (databaseHashes, baseHashes, open) = await ReadHashesAsync(connection, tx, lockTable, ct);
+        var memory = await ReadMemoryAsync(connection, tx, ct);
         var document = Load(snapshot);
         if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
             return (document, null, open);
@@ -195,9 +215,19 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         {
             YamlTotal = yaml.Count + yamlInvalid.Count,
             DatabaseTotal = databaseHashes.Count,
+            RefusedDeletions = memory.RefusedChecksum == snapshot.Checksum ? memory.RefusedIds : new HashSet<string>(),
+            RecordedExports = memory.Exports,
+            DatabaseProblems = stored.Where(s => s.Task is null).ToDictionary(s => s.Id, s => s.Problems, StringComparer.Ordinal),
+        };
+        inputs = mode switch
+        {
+            SyncMode.PreferDatabase => inputs.PreferDatabase(),
+            SyncMode.PreferFile => inputs.PreferFile(),
+            _ => inputs,
         };
         var plan = SyncPlanner.Plan(inputs, new SyncOptions
         {
+            AllowHint = trigger == "cli" ? SyncOptions.CliAllowHint : SyncOptions.ApiAllowHint,
             AutoMerge = options.AutoMerge,
             OnInvalid = options.OnInvalid,
             MassDeleteShare = options.MassDeleteShare,

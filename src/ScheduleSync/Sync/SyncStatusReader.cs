@@ -7,16 +7,20 @@ internal sealed record SyncRunRecord(long Id, string Trigger, string Status, Dat
 internal sealed record SyncStatusReport(
     string ConfigPath, bool FileExists, bool FileValid, string FileChecksum, IReadOnlyList<string> FileProblems,
     int DatabaseTasks, long ChangeCounter, long? SyncedChangeCounter, string? SyncedFileChecksum,
-    int OpenConflicts, int PendingImports, int PendingExports, IReadOnlyList<SyncRunRecord> RecentRuns);
+    int OpenConflicts, int PendingImports, int PendingExports, IReadOnlyList<SyncRunRecord> RecentRuns,
+    IReadOnlyList<InvalidRowReport> InvalidTasks, string? Refusal);
+
+/// <summary>A database row that breaks a rule (plain SQL): not exported until fixed.</summary>
+internal sealed record InvalidRowReport(string Id, string Reason);
 
 /// <summary>The state both the <c>status</c> command and <c>GET /api/sync/status</c> report.</summary>
 internal static class SyncStatusReader
 {
-    public static async Task<SyncStatusReport> ReadAsync(SyncRunner runner, CancellationToken ct)
+    public static async Task<SyncStatusReport> ReadAsync(SyncRunner runner, CancellationToken ct, string trigger = "cli")
     {
         var snapshot = runner.Store.Read();
         // One read of the file: the checksum reported is the content the plan was made from.
-        var (document, plan) = await runner.PlanAsync(snapshot: snapshot, ct: ct);
+        var (document, plan) = await runner.PlanAsync(snapshot: snapshot, ct: ct, trigger: trigger);
         await using var connection = await runner.DataSource.OpenConnectionAsync(ct);
         await using var command = new NpgsqlCommand("""
             SELECT s.change_counter, s.synced_change_counter, s.synced_file_checksum,
@@ -44,6 +48,7 @@ internal static class SyncStatusReader
         var imports = plan?.Actions.Count(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.ImportDelete or SyncActionKind.Merge) ?? 0;
         var exports = plan?.Actions.Count(a => a.ChangesFile) ?? 0;
         return new SyncStatusReport(runner.Store.ConfigPath, snapshot.Exists, document.IsValid, snapshot.Checksum, [.. document.FormatProblems()],
-            tasks, counter, synced, syncedChecksum, open, imports, exports, runs);
+            tasks, counter, synced, syncedChecksum, open, imports, exports, runs,
+            [.. plan?.InvalidInDatabase.Select(a => new InvalidRowReport(a.Id, a.Reason ?? "invalid")) ?? []], plan?.Refusal);
     }
 }

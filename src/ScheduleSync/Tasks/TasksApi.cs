@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ScheduleSync.Database;
 using ScheduleSync.Events;
@@ -13,12 +14,33 @@ internal sealed record TaskDto(
     IReadOnlyDictionary<string, object> Args, bool Enabled, int? TimeoutSeconds, int MaxRetries, IReadOnlyList<string> Tags,
     long Version, DateTime CreatedAt, DateTime UpdatedAt, string? UpdatedBy, string ContentHash)
 {
+    /// <summary>True for a row that breaks a rule (written with plain SQL): shown as stored, with its problems, not exported.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? Invalid { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<string>? Problems { get; init; }
+
     public static TaskDto From(StoredTask stored)
     {
-        var t = stored.Task!;
+        if (stored.Task is null) return FromInvalid(stored);
+        var t = stored.Task;
         return new TaskDto(t.Id, t.Name, t.Description, t.Schedule, t.Timezone, t.Command,
             t.Args.ToDictionary(a => a.Key, a => a.Value.ToObject(), StringComparer.Ordinal), t.Enabled, t.TimeoutSeconds, t.MaxRetries,
             t.Tags, stored.Version, stored.CreatedAt, stored.UpdatedAt, stored.UpdatedBy, t.ContentHash);
+    }
+
+    private static TaskDto FromInvalid(StoredTask stored)
+    {
+        var r = stored.Raw!;
+        return new TaskDto(stored.Id, r.Name ?? stored.Id, r.Description, r.Schedule ?? "", r.Timezone ?? "", r.Command ?? "",
+            (r.Args ?? []).ToDictionary(a => a.Key, a => a.Value.ToObject(), StringComparer.Ordinal), r.Enabled ?? true,
+            r.TimeoutSeconds is { } timeout ? (int)timeout : null, (int)(r.MaxRetries ?? 0), r.Tags ?? [],
+            stored.Version, stored.CreatedAt, stored.UpdatedAt, stored.UpdatedBy, "")
+        {
+            Invalid = true,
+            Problems = stored.Problems,
+        };
     }
 }
 
@@ -41,19 +63,18 @@ internal static class TasksApi
     private static async Task<Ok<List<TaskDto>>> List(TaskStore store, string? tag, bool? enabled, CancellationToken ct)
     {
         var tasks = await store.ListAsync(ct);
+        // Invalid rows (plain SQL) are listed too, flagged with their problems.
         return TypedResults.Ok(tasks
-            .Where(t => t.Task is not null)
-            .Where(t => tag is null || t.Task!.Tags.Contains(tag))
-            .Where(t => enabled is null || t.Task!.Enabled == enabled)
-            .Select(TaskDto.From).ToList());
+            .Select(TaskDto.From)
+            .Where(t => tag is null || t.Tags.Contains(tag))
+            .Where(t => enabled is null || t.Enabled == enabled)
+            .ToList());
     }
 
     private static async Task<Results<Ok<TaskDto>, ProblemHttpResult>> Get(string id, TaskStore store, HttpContext http, CancellationToken ct)
     {
         var stored = await store.GetAsync(id, ct);
         if (stored is null) return NotFound(id);
-        if (stored.Task is null)
-            return TypedResults.Problem($"task '{id}' is invalid in the database: {string.Join("; ", stored.Problems)}", statusCode: StatusCodes.Status500InternalServerError, title: "Invalid stored task");
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Ok(TaskDto.From(stored));
     }
@@ -75,7 +96,7 @@ internal static class TasksApi
             return TypedResults.Problem(e.Message + "; use PUT to replace it", statusCode: StatusCodes.Status409Conflict, title: "Task exists");
         }
         coordinator.AnnounceTaskChanged(task.Id, "created", stored.Version, "api");
-        await ExportAsync(http, coordinator, ct);
+        await ExportAsync(http, coordinator, task.Id, ct);
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Created($"/api/tasks/{Uri.EscapeDataString(task.Id)}", TaskDto.From(stored));
     }
@@ -102,7 +123,7 @@ internal static class TasksApi
             return PreconditionFailed(http, e);
         }
         coordinator.AnnounceTaskChanged(id, "updated", stored.Version, "api");
-        await ExportAsync(http, coordinator, ct);
+        await ExportAsync(http, coordinator, id, ct);
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Ok(TaskDto.From(stored));
     }
@@ -125,7 +146,7 @@ internal static class TasksApi
             return PreconditionFailed(http, e);
         }
         coordinator.AnnounceTaskChanged(id, "deleted", version, "api");
-        await ExportAsync(http, coordinator, ct);
+        await ExportAsync(http, coordinator, id, ct);
         return TypedResults.NoContent();
     }
 
@@ -142,7 +163,9 @@ internal static class TasksApi
         if (n is < 1 or > 1000)
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["count"] = ["count must be between 1 and 1000"] });
         var stored = await store.GetAsync(id, ct);
-        if (stored?.Task is not { } task) return NotFound(id);
+        if (stored is null) return NotFound(id);
+        if (stored.Task is not { } task)
+            return TypedResults.Problem($"task '{id}' is invalid in the database: {string.Join("; ", stored.Problems)}", statusCode: StatusCodes.Status409Conflict, title: "Invalid task");
         TaskRules.TryFindTimeZone(task.Timezone, out var zone);
         var cron = TaskRules.ParseSchedule(task.Schedule);
         var runs = new List<DateTimeOffset>(n);
@@ -159,11 +182,13 @@ internal static class TasksApi
 
     /// <summary>
     /// The database change is committed; now it is written to the file by a sync that starts after it (coalesced with
-    /// other writes). When the file can't be written (invalid, being edited), the response says the export is pending.
+    /// other writes). When the file can't be written (invalid, being edited), the response says the export is pending;
+    /// when an open conflict freezes the task, that nothing is exported until it is resolved (<c>frozen; conflict N</c>).
     /// </summary>
-    private static async Task ExportAsync(HttpContext http, SyncCoordinator coordinator, CancellationToken ct)
+    private static async Task ExportAsync(HttpContext http, SyncCoordinator coordinator, string id, CancellationToken ct)
     {
         string? pending;
+        long? frozenBy = null;
         try
         {
             var result = await coordinator.RequestAsync("api", ct);
@@ -173,13 +198,24 @@ internal static class TasksApi
                 SyncStatus.Refused => "sync refused: " + result.Error,
                 _ => null,
             };
+            if (pending is null) frozenBy = await OpenConflictAsync(coordinator, id, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             pending = "sync failed: " + e.Message;
         }
         // A header value must be one line of visible ASCII; the reason comes from messages that may not be.
-        http.Response.Headers["ScheduleSync-Export"] = pending is null ? "done" : "pending; " + HeaderSafe(pending);
+        http.Response.Headers["ScheduleSync-Export"] =
+            frozenBy is { } conflict ? string.Create(CultureInfo.InvariantCulture, $"frozen; conflict {conflict}")
+            : pending is null ? "done" : "pending; " + HeaderSafe(pending);
+    }
+
+    /// <summary>The open conflict that freezes the task (nothing of it is exported until it is resolved), if any.</summary>
+    private static async Task<long?> OpenConflictAsync(SyncCoordinator coordinator, string id, CancellationToken ct)
+    {
+        await using var command = coordinator.Runner.DataSource.CreateCommand("SELECT id FROM sync_conflicts WHERE task_id = $1 AND status = 'open'");
+        command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = id });
+        return await command.ExecuteScalarAsync(ct) is long conflict ? conflict : null;
     }
 
     private static string HeaderSafe(string text)

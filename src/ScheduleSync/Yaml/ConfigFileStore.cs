@@ -216,7 +216,8 @@ internal sealed partial class ConfigFileStore
 
     /// <inheritdoc cref="Restore(BackupInfo)"/>
     /// <param name="backupPath">A file of the rotation folder, the <c>.bak</c>, or any file with the content to restore.</param>
-    public string Restore(string backupPath)
+    /// <summary>A backup's content, checked against the checksum in its name (a torn backup is refused).</summary>
+    public FileSnapshot ReadBackup(string backupPath)
     {
         var backup = ReadFile(Path.GetFullPath(backupPath), "read backup").Snapshot;
         if (!backup.Exists) throw new FileNotFoundException($"Backup '{backupPath}' does not exist.", backupPath);
@@ -226,6 +227,12 @@ internal sealed partial class ConfigFileStore
             throw new InvalidDataException(
                 $"Backup '{backupPath}' is damaged: its content hashes to {backup.Checksum}, its name says {prefix}…");
         }
+        return backup;
+    }
+
+    public string Restore(string backupPath)
+    {
+        var backup = ReadBackup(backupPath);
         using var held = Lock();
         var result = (WriteResult.Written)WriteLocked(null, backup.Bytes);
         return result.Checksum;

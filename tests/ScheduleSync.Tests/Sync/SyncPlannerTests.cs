@@ -696,6 +696,61 @@ public class SyncPlannerTests
         else side[id] = task;
     }
 
+    // ---- issue 10: what a run remembers, and restore ----
+
+    [Fact]
+    public void Refused_deletion_stays_refused_whatever_the_share_until_allowed_and_allowing_changes_nothing_else()
+    {
+        Gen.Select(InputsGen, Gen.Int).Sample((inputs, seed) =>
+        {
+            var free = SyncPlanner.Plan(inputs, AllowAll);
+            var deletions = free.Actions.Where(a => a.Deletes).Select(a => a.Id).ToList();
+            if (deletions.Count == 0) return;
+            var random = new Random(seed);
+            var refused = deletions.Where((_, i) => i == 0 || random.Next(2) == 0).ToHashSet(StringComparer.Ordinal);
+            var remembered = inputs with { RefusedDeletions = refused };
+
+            Assert.True(SyncPlanner.Plan(remembered, new SyncOptions()).IsRefused, "a deletion refused before went through");
+            var allowed = SyncPlanner.Plan(remembered, AllowAll);
+            Assert.Null(allowed.Refusal);
+            Assert.Equal(free.Actions.Select(a => (a.Id, a.Kind, Hash(a.Result))), allowed.Actions.Select(a => (a.Id, a.Kind, Hash(a.Result))));
+        }, iter: 1_000, print: t => Describe(t.Item1));
+    }
+
+    [Fact]
+    public void Restore_never_changes_the_database_and_revert_never_changes_the_file()
+    {
+        InputsGen.Sample(inputs =>
+        {
+            foreach (var action in SyncPlanner.Plan(inputs.PreferDatabase(), AllowAll).Actions)
+            {
+                Assert.False(action.ChangesDatabase || action.Kind == SyncActionKind.Conflict, $"restore: {action.Id}: {action.Kind}");
+                if (action.ChangesFile) Assert.Equal(Hash(action.Database), Hash(action.Result));
+            }
+            foreach (var action in SyncPlanner.Plan(inputs.PreferFile(), AllowAll).Actions)
+            {
+                Assert.False(action.ChangesFile || action.Kind == SyncActionKind.Conflict, $"revert: {action.Id}: {action.Kind}");
+                if (action.ChangesDatabase) Assert.Equal(Hash(action.Yaml), Hash(action.Result));
+            }
+        }, iter: 2_000, print: Describe);
+    }
+
+    [Fact]
+    public void File_holding_a_recorded_export_is_never_a_conflict_and_gets_the_newest_database_version()
+    {
+        InputsGen.Sample(inputs =>
+        {
+            // Every file version counts as what an interrupted run exported.
+            var recorded = inputs with { RecordedExports = inputs.Yaml.Select(kv => (kv.Key, kv.Value.ContentHash)).ToHashSet() };
+            foreach (var action in SyncPlanner.Plan(recorded, AllowAll).Actions)
+            {
+                if (action.Yaml is null || inputs.OpenConflicts.Contains(action.Id) || inputs.DatabaseInvalid.Contains(action.Id)) continue;
+                Assert.False(action.ChangesDatabase || action.Kind == SyncActionKind.Conflict, $"{action.Id}: {action.Kind}");
+                Assert.Equal(Hash(action.Database), Hash(action.Result));
+            }
+        }, iter: 2_000, print: Describe);
+    }
+
     [Fact]
     public void Planner_never_writes_to_a_side_that_is_unchanged_since_the_base_when_the_other_side_is_too()
     {
