@@ -50,6 +50,7 @@ internal static class ServerHost
         services.AddSingleton<EventHub>();
         services.AddSingleton<SyncCoordinator>();
         services.AddHostedService<MigrationService>();
+        services.AddHostedService<EventFeedService>();
         services.AddHostedService(sp => sp.GetRequiredService<SyncCoordinator>());
         services.AddHostedService<FileWatcherService>();
         services.AddHostedService<DatabaseListenerService>();

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using ScheduleSync.Database;
+using ScheduleSync.Events;
 using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;
 
@@ -62,6 +63,8 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         {
             var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
             var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, error, ct);
+            await SyncEvents.AppendAsync(connection, tx,
+                [("sync_error", new { reason = error, trigger, problems = document.Problems.Select(p => p.Format(store.ConfigPath)).Take(50) })], ct);
             await tx.CommitAsync(ct);
             return new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
         }
@@ -69,6 +72,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         if (plan.IsRefused)
         {
             var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, plan.Refusal!, ct);
+            await SyncEvents.AppendAsync(connection, tx, [("sync_error", new { reason = plan.Refusal, trigger })], ct);
             await tx.CommitAsync(ct);
             return new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
         }
@@ -126,6 +130,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             Plan = plan,
             DefaultTimezone = document.EffectiveDefaultTimezone,
         };
+        await SyncEvents.AppendRunAsync(connection, tx, trigger, plan, run, conflicts.Count, ct);
         await FinishRunAsync(connection, tx, result, ct);
         Fault("before-commit");
         await tx.CommitAsync(ct);
