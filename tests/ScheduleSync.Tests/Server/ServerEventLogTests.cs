@@ -205,6 +205,34 @@ public sealed class ServerEventLogTests(ITestOutputHelper output)
         Assert.Equal(2, client.OfType("schedule_config_updated").Count(e => e.String("source") == "yaml" && e.TaskIds.Count == count));
     }
 
+    [Fact]
+    public async Task A_since_older_than_the_retention_or_beyond_the_log_gets_resync_required_then_live_events()
+    {
+        await using var server = await ServerFixture.StartAsync("evlog_retention");
+        await using (var client = await server.ConnectEventsAsync())
+        {
+            for (var i = 0; i < 4; i++) await MarkAsync(server, client, $"early-{i}");
+        }
+        var last = await server.ScalarAsync<long>("SELECT event_seq FROM sync_state");
+        Assert.True(last >= 8, $"only {last} events");
+        Assert.Equal(last - 3, await ScheduleSync.Events.SyncEvents.PruneAsync(server.Db, keep: 3, maxAge: TimeSpan.FromDays(7), CancellationToken.None));
+
+        await using var tooOld = await server.ConnectEventsAsync(since: 1);
+        await using var kept = await server.ConnectEventsAsync(since: last - 2);
+        await using var ahead = await server.ConnectEventsAsync(since: last + 1_000);
+        await MarkAsync(server, tooOld, "live");
+        await kept.WaitForAsync("task_changed", e => e.String("id") == "live");
+        await ahead.WaitForAsync("resync_required", null);
+
+        var resync = tooOld.Events[0];
+        Assert.Equal("resync_required", resync.Type);
+        Assert.Contains("no longer kept", resync.String("reason"), StringComparison.Ordinal);
+        Assert.DoesNotContain(tooOld.Events, e => e.Seq > 1 && e.Seq <= last && e.Type != "resync_required");
+        Assert.Equal([last - 1, last], kept.Events.Take(2).Select(e => e.Seq));
+        Assert.DoesNotContain(kept.Events, e => e.Type == "resync_required");
+        Assert.Contains("ahead of the event log", ahead.Events[0].String("reason"), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("abc")]
     [InlineData("-1")]
