@@ -251,8 +251,9 @@ internal static class Migrations
             END $$;
 
             -- A task_changed event per changed row version, whoever changed it (API, sync, resolve, plain SQL), in one
-            -- set-based statement per statement. The UPDATE of the counter re-reads the newest row after waiting for
-            -- its lock, so the numbers are right even when another writer committed meanwhile.
+            -- set-based statement per statement, in the order the statement changed the rows (no sort: bulk imports).
+            -- The UPDATE of the counter re-reads the newest row after waiting for its lock, so the numbers are right
+            -- even when another writer committed meanwhile.
             CREATE FUNCTION scheduled_tasks_events() RETURNS trigger LANGUAGE plpgsql AS $$
             DECLARE
                 src text := coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql');
@@ -260,7 +261,7 @@ internal static class Migrations
             BEGIN
                 IF TG_OP = 'INSERT' THEN
                     WITH ev AS MATERIALIZED (
-                        SELECT n.id, 'created' AS action, n.version, row_number() OVER (ORDER BY n.id) AS rn FROM new_rows n
+                        SELECT n.id, 'created' AS action, n.version, row_number() OVER () AS rn FROM new_rows n
                     ), bump AS (
                         UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
                         WHERE id = 1 AND EXISTS (SELECT 1 FROM ev) RETURNING event_seq
@@ -272,13 +273,12 @@ internal static class Migrations
                 ELSIF TG_OP = 'UPDATE' THEN
                     -- Unchanged rows (the version stays) are no change; a changed id is a delete and a create.
                     WITH ev AS MATERIALIZED (
-                        SELECT c.id, c.action, c.version, row_number() OVER (ORDER BY c.ord, c.id) AS rn FROM (
-                            SELECT n.id, 'updated' AS action, n.version, 1 AS ord
-                            FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version
+                        SELECT c.id, c.action, c.version, row_number() OVER () AS rn FROM (
+                            SELECT o.id, 'deleted' AS action, o.version FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)
                             UNION ALL
-                            SELECT o.id, 'deleted', o.version, 0 FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)
+                            SELECT n.id, 'created', n.version FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.id = n.id)
                             UNION ALL
-                            SELECT n.id, 'created', n.version, 1 FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.id = n.id)
+                            SELECT n.id, 'updated', n.version FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version
                         ) c
                     ), bump AS (
                         UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
@@ -290,7 +290,7 @@ internal static class Migrations
                     FROM ev CROSS JOIN bump;
                 ELSE
                     WITH ev AS MATERIALIZED (
-                        SELECT o.id, 'deleted' AS action, o.version, row_number() OVER (ORDER BY o.id) AS rn FROM old_rows o
+                        SELECT o.id, 'deleted' AS action, o.version, row_number() OVER () AS rn FROM old_rows o
                     ), bump AS (
                         UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
                         WHERE id = 1 AND EXISTS (SELECT 1 FROM ev) RETURNING event_seq
