@@ -41,7 +41,7 @@ internal sealed partial class EventFeedService(EventHub hub, NpgsqlDataSource da
                     if (DateTime.UtcNow - lastPrune >= options.PruneInterval)
                     {
                         lastPrune = DateTime.UtcNow;
-                        var pruned = await SyncEvents.PruneAsync(dataSource, options.RetainEvents, options.RetainAge, stoppingToken);
+                        var pruned = await SyncEvents.PruneAsync(connection, options.RetainEvents, options.RetainAge, stoppingToken);
                         if (pruned > 0) Log.Pruned(logger, pruned);
                     }
                     // Returns after one or more notifications (a burst is read at once), or after the poll interval.

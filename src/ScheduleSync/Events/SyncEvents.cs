@@ -104,10 +104,16 @@ internal static class SyncEvents
     /// <summary>Deletes the events beyond the newest <paramref name="keep"/> and those older than <paramref name="maxAge"/>; returns how many.</summary>
     public static async Task<int> PruneAsync(NpgsqlDataSource dataSource, int keep, TimeSpan maxAge, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand("""
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        return await PruneAsync(connection, keep, maxAge, ct);
+    }
+
+    public static async Task<int> PruneAsync(NpgsqlConnection connection, int keep, TimeSpan maxAge, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("""
             DELETE FROM sync_events
             WHERE seq <= (SELECT event_seq FROM sync_state WHERE id = 1) - $1 OR at < now() - $2
-            """);
+            """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = (long)keep });
         command.Parameters.Add(new NpgsqlParameter { Value = maxAge });
         return await command.ExecuteNonQueryAsync(ct);

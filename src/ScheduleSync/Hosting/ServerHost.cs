@@ -39,7 +39,7 @@ internal static class ServerHost
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(Options.Create(server));
-        services.AddSingleton(NpgsqlDataSource.Create(connectionString));
+        services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString)); // created by the container: disposed (its pool closed) with the server
         if (embedded is not null) services.AddSingleton(embedded);
         services.AddSingleton(_ => ConfigFileStore.Open(settings.ConfigPath));
         services.AddSingleton(settings.Sync);
