@@ -41,6 +41,12 @@ internal static class EventsEndpoint
             {
                 // Client gone or server stopping.
             }
+            catch (Npgsql.NpgsqlException)
+            {
+                // The replay could not read the event log (the database is down): the client tries again later.
+                await CloseAsync(socket, WebSocketCloseStatus.InternalServerError, "event log unavailable; reconnect with ?since=");
+                return Results.Empty;
+            }
             await CloseAsync(socket, WebSocketCloseStatus.NormalClosure, lifetime.ApplicationStopping.IsCancellationRequested ? "server stopping" : "bye");
             await reading;
             return Results.Empty;
