@@ -97,6 +97,7 @@ internal sealed class SyncBench(BenchEnvironment env, Report report, int n, int 
             {
                 ("TaskStore.UpsertManyAsync into empty scheduled_tasks, real schema and triggers", ""),
                 ("… the same without the audit + change-counter statement trigger", "ALTER TABLE scheduled_tasks DISABLE TRIGGER scheduled_tasks_after_insert;"),
+                ("… the same without the event-log (task_changed) statement trigger", "ALTER TABLE scheduled_tasks DISABLE TRIGGER scheduled_tasks_events_insert;"),
                 ("… the same without any trigger (CHECKs, tags via jsonb, statement shape only)", "ALTER TABLE scheduled_tasks DISABLE TRIGGER USER;"),
             })
             {

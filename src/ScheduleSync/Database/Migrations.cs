@@ -250,9 +250,120 @@ internal static class Migrations
             CREATE TRIGGER scheduled_tasks_apply_defaults BEFORE INSERT OR UPDATE ON scheduled_tasks
                 FOR EACH ROW EXECUTE FUNCTION scheduled_tasks_apply_defaults();
             """),
+        (4, "event log", """
+            -- The event log of SPEC §6. Events are numbered by a counter in sync_state, not by a SEQUENCE: taking the
+            -- next number locks that row until commit, so numbers are handed out in commit order and without holes
+            -- (a rolled-back transaction gives its numbers back). A reader that has seen seq n has seen every event
+            -- up to n. Writers already serialise on that row (the change counter), so this adds no new waiting.
+            ALTER TABLE sync_state ADD COLUMN event_seq bigint NOT NULL DEFAULT 0;
+
+            CREATE TABLE sync_events (
+                seq      bigint PRIMARY KEY,
+                type     text NOT NULL,
+                at       timestamptz NOT NULL DEFAULT now(),
+                payload  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object')
+            );
+
+            -- Appends events in the caller's transaction, numbered in order; one NOTIFY per transaction (equal
+            -- payloads are delivered once). Returns the last seq, or NULL when there was nothing to append.
+            CREATE FUNCTION sync_events_append(types text[], payloads jsonb[]) RETURNS bigint LANGUAGE plpgsql AS $$
+            DECLARE
+                n bigint := coalesce(cardinality(types), 0);
+                last bigint;
+            BEGIN
+                IF n = 0 THEN RETURN NULL; END IF;
+                IF cardinality(payloads) IS DISTINCT FROM n THEN
+                    RAISE EXCEPTION 'sync_events_append: % types but % payloads', n, cardinality(payloads);
+                END IF;
+                UPDATE sync_state SET event_seq = event_seq + n WHERE id = 1 RETURNING event_seq INTO last;
+                INSERT INTO sync_events (seq, type, payload)
+                SELECT last - n + e.ord, e.type, e.payload FROM unnest(types, payloads) WITH ORDINALITY AS e(type, payload, ord);
+                PERFORM pg_notify('schedsync_events', '');
+                RETURN last;
+            END $$;
+
+            -- A task_changed event per changed row version, whoever changed it (API, sync, resolve, plain SQL), in one
+            -- set-based statement per statement, in the order the statement changed the rows (no sort: bulk imports).
+            -- The UPDATE of the counter re-reads the newest row after waiting for its lock, so the numbers are right
+            -- even when another writer committed meanwhile.
+            CREATE FUNCTION scheduled_tasks_events() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                src text := coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql');
+                appended bigint;
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    WITH ev AS MATERIALIZED (
+                        SELECT n.id, 'created' AS action, n.version, row_number() OVER () AS rn FROM new_rows n
+                    ), bump AS (
+                        UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
+                        WHERE id = 1 AND EXISTS (SELECT 1 FROM ev) RETURNING event_seq
+                    )
+                    INSERT INTO sync_events (seq, type, payload)
+                    SELECT bump.event_seq - (SELECT count(*) FROM ev) + ev.rn, 'task_changed',
+                           jsonb_build_object('id', ev.id, 'action', ev.action, 'version', ev.version, 'source', src)
+                    FROM ev CROSS JOIN bump;
+                ELSIF TG_OP = 'UPDATE' THEN
+                    -- Unchanged rows (the version stays) are no change; a changed id is a delete and a create.
+                    WITH ev AS MATERIALIZED (
+                        SELECT c.id, c.action, c.version, row_number() OVER () AS rn FROM (
+                            SELECT o.id, 'deleted' AS action, o.version FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)
+                            UNION ALL
+                            SELECT n.id, 'created', n.version FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.id = n.id)
+                            UNION ALL
+                            SELECT n.id, 'updated', n.version FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version
+                        ) c
+                    ), bump AS (
+                        UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
+                        WHERE id = 1 AND EXISTS (SELECT 1 FROM ev) RETURNING event_seq
+                    )
+                    INSERT INTO sync_events (seq, type, payload)
+                    SELECT bump.event_seq - (SELECT count(*) FROM ev) + ev.rn, 'task_changed',
+                           jsonb_build_object('id', ev.id, 'action', ev.action, 'version', ev.version, 'source', src)
+                    FROM ev CROSS JOIN bump;
+                ELSE
+                    WITH ev AS MATERIALIZED (
+                        SELECT o.id, 'deleted' AS action, o.version, row_number() OVER () AS rn FROM old_rows o
+                    ), bump AS (
+                        UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
+                        WHERE id = 1 AND EXISTS (SELECT 1 FROM ev) RETURNING event_seq
+                    )
+                    INSERT INTO sync_events (seq, type, payload)
+                    SELECT bump.event_seq - (SELECT count(*) FROM ev) + ev.rn, 'task_changed',
+                           jsonb_build_object('id', ev.id, 'action', ev.action, 'version', ev.version, 'source', src)
+                    FROM ev CROSS JOIN bump;
+                END IF;
+                GET DIAGNOSTICS appended = ROW_COUNT;
+                IF appended > 0 THEN
+                    PERFORM pg_notify('schedsync_events', '');
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER scheduled_tasks_events_insert AFTER INSERT ON scheduled_tasks
+                REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_events();
+            CREATE TRIGGER scheduled_tasks_events_update AFTER UPDATE ON scheduled_tasks
+                REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_events();
+            CREATE TRIGGER scheduled_tasks_events_delete AFTER DELETE ON scheduled_tasks
+                REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_events();
+
+            -- TRUNCATE has no transition table: announce the deletions before the rows go.
+            CREATE FUNCTION scheduled_tasks_events_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM sync_events_append(
+                    array_agg('task_changed'::text ORDER BY id),
+                    array_agg(jsonb_build_object('id', id, 'action', 'deleted', 'version', version,
+                        'source', coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql')) ORDER BY id))
+                FROM scheduled_tasks;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER scheduled_tasks_events_truncate BEFORE TRUNCATE ON scheduled_tasks
+                FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_events_truncate();
+            """),
     ];
 
     public static int Latest => All[^1].Version;
+
+    /// <summary>How many migrations there are (versions may have gaps while branches are merged).</summary>
+    public static int Count => All.Length;
 
     /// <summary>Applies every migration not yet applied; returns how many this call applied.</summary>
     public static async Task<int> ApplyAsync(NpgsqlDataSource dataSource, CancellationToken ct = default)

@@ -1,6 +1,9 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
+using Npgsql;
 
 namespace ScheduleSync.Events;
 
@@ -10,58 +13,82 @@ public sealed record ServerEvent(long Seq, string Type, string Json);
 /// <summary>Event feed settings (section "Events").</summary>
 public sealed class EventOptions
 {
-    /// <summary>How many past events a reconnecting client can catch up on with <c>?since=n</c>.</summary>
-    public int ReplayBuffer { get; set; } = 4096;
-    /// <summary>How many undelivered events one client may have before it is dropped as too slow.</summary>
-    public int ClientQueue { get; set; } = 1024;
+    /// <summary>
+    /// How many undelivered live events one client may have before it is dropped as too slow (it can reconnect with
+    /// <c>?since=</c> and catch up from the log). Large enough for the burst of one bulk import.
+    /// </summary>
+    public int ClientQueue { get; set; } = 16_384;
+    /// <summary>The log keeps at most this many events…</summary>
+    public int RetainEvents { get; set; } = 10_000;
+    /// <summary>…and none older than this.</summary>
+    public TimeSpan RetainAge { get; set; } = TimeSpan.FromDays(7);
+    /// <summary>How often the server prunes the log.</summary>
+    public TimeSpan PruneInterval { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>How often the log is read even without a NOTIFY (a safety net; NOTIFY is the normal path).</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>
-/// Numbers events (seq + 1 each), keeps the last ones for replay, and fans them out to subscribers through bounded
-/// queues: publishing never waits for a client; a client whose queue is full is dropped, never allowed to block others.
+/// Fans the event log out to WebSocket clients. <see cref="EventFeedService"/> reads new rows of <c>sync_events</c>
+/// in seq order and hands them to <see cref="Dispatch"/>; each client gets them through a bounded queue: dispatching
+/// never waits for a client, and a client whose queue is full is dropped, never allowed to block others. A client
+/// that reconnects with <c>?since=n</c> first gets what it missed from the table (also after a restart of the server,
+/// or from another instance), then the live events.
 /// </summary>
-public sealed class EventHub(EventOptions options, TimeProvider time)
+public sealed class EventHub(EventOptions options, NpgsqlDataSource dataSource, TimeProvider time)
 {
+    private const int ReplayPage = 512;
     private readonly Lock _gate = new();
-    private readonly Queue<ServerEvent> _recent = new();
     private readonly List<Subscription> _subscribers = [];
     private long _seq;
 
+    /// <summary>The last event handed to clients: every event up to it has been dispatched.</summary>
     public long LastSeq { get { lock (_gate) return _seq; } }
 
     public int SubscriberCount { get { lock (_gate) return _subscribers.Count; } }
 
-    public ServerEvent Publish(string type, object payload)
+    internal EventOptions Options => options;
+
+    /// <summary>Sets where live dispatching starts (the log's end when the server starts).</summary>
+    internal void Start(long seq)
     {
-        var node = JsonSerializer.SerializeToNode(payload, JsonDefaults.Options) as JsonObject ?? [];
+        lock (_gate) _seq = Math.Max(_seq, seq);
+    }
+
+    /// <summary>Hands events read from the log (in seq order, each once) to every client.</summary>
+    internal void Dispatch(IReadOnlyList<ServerEvent> events)
+    {
         lock (_gate)
         {
-            var seq = ++_seq;
-            var message = new JsonObject { ["seq"] = seq, ["type"] = type, ["at"] = time.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture) };
-            foreach (var (key, value) in node.ToList())
+            foreach (var e in events)
             {
-                node.Remove(key);
-                message[key] = value;
+                if (e.Seq <= _seq) continue;
+                // Events were pruned before this server read them (it lagged behind the retention): say so.
+                if (e.Seq != _seq + 1)
+                    Fan(ResyncRequired(e.Seq - 1, $"events {_seq + 1}..{e.Seq - 1} were pruned before they could be sent; reload everything"));
+                Fan(e);
+                _seq = e.Seq;
             }
-            var e = new ServerEvent(seq, type, message.ToJsonString());
-            _recent.Enqueue(e);
-            while (_recent.Count > options.ReplayBuffer) _recent.Dequeue();
-            for (var i = _subscribers.Count - 1; i >= 0; i--)
+        }
+    }
+
+    private void Fan(ServerEvent e)
+    {
+        for (var i = _subscribers.Count - 1; i >= 0; i--)
+        {
+            var subscriber = _subscribers[i];
+            if (!subscriber.Writer.TryWrite(e))
             {
-                var subscriber = _subscribers[i];
-                if (!subscriber.Writer.TryWrite(e))
-                {
-                    _subscribers.RemoveAt(i);
-                    subscriber.Drop();
-                }
+                _subscribers.RemoveAt(i);
+                subscriber.Drop();
             }
-            return e;
         }
     }
 
     /// <summary>
-    /// Subscribes; with <paramref name="since"/> the events after it are queued first, or a <c>resync_required</c>
-    /// event when they are no longer in the buffer. Dispose the subscription to leave.
+    /// Subscribes. Live events after the current <see cref="LastSeq"/> are queued from now on; with
+    /// <paramref name="since"/>, <see cref="Subscription.ReadAllAsync"/> first replays the events after it from the
+    /// log, or sends <c>resync_required</c> when they are no longer kept. Dispose the subscription to leave.
     /// </summary>
     public Subscription Subscribe(long? since = null)
     {
@@ -73,34 +100,54 @@ public sealed class EventHub(EventOptions options, TimeProvider time)
         });
         lock (_gate)
         {
-            if (since is { } after && after != _seq)
-            {
-                var oldest = _recent.Count > 0 ? _recent.Peek().Seq : _seq + 1;
-                var missed = _seq - after;
-                // Replay only what fits the client's queue in full: a client is never silently handed a gap. A seq
-                // ahead of ours means the client saw another life of this server (seq restarts at 1): resync too.
-                if (after > _seq || after + 1 < oldest || missed > options.ClientQueue - 1)
-                    channel.Writer.TryWrite(ResyncRequired(after > _seq
-                        ? $"seq {after} is ahead of this server's {_seq} (it restarted); reload everything"
-                        : $"{missed} events were missed; more than can be replayed (oldest buffered is {oldest}); reload everything"));
-                else
-                    foreach (var e in _recent.Where(e => e.Seq > after))
-                        channel.Writer.TryWrite(e);
-            }
-            var subscription = new Subscription(this, channel);
+            var subscription = new Subscription(this, channel, since, _seq);
             _subscribers.Add(subscription);
             return subscription;
         }
     }
 
-    private ServerEvent ResyncRequired(string reason)
+    private ServerEvent ResyncRequired(long seq, string reason)
     {
         var message = new JsonObject
         {
-            ["seq"] = _seq, ["type"] = "resync_required", ["at"] = time.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+            ["seq"] = seq, ["type"] = "resync_required", ["at"] = time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
             ["reason"] = reason,
         };
-        return new ServerEvent(_seq, "resync_required", message.ToJsonString());
+        return new ServerEvent(seq, "resync_required", message.ToJsonString());
+    }
+
+    /// <summary>The events a subscriber missed: (since, upTo] from the log, in pages; resync_required when some are gone.</summary>
+    private async IAsyncEnumerable<ServerEvent> ReplayAsync(long since, long upTo, [EnumeratorCancellation] CancellationToken ct)
+    {
+        if (since >= upTo)
+        {
+            // Ahead of what this server has sent: fine when those events are in the log and still to come here (another
+            // instance sent them); a seq the log never reached comes from another database.
+            var last = await WithConnectionAsync(c => SyncEvents.LastSeqAsync(c, ct), ct);
+            if (since > last)
+                yield return ResyncRequired(upTo, $"seq {since} is ahead of the event log (at {last}); reload everything");
+            yield break;
+        }
+        var cursor = since;
+        while (cursor < upTo)
+        {
+            // A connection per page: a client that reads slowly does not hold one while it is sent to.
+            var page = await WithConnectionAsync(c => SyncEvents.ReadAsync(c, cursor, upTo, ReplayPage, ct), ct);
+            if (page.Count == 0 || page[0].Seq != cursor + 1)
+            {
+                var oldest = await WithConnectionAsync(c => SyncEvents.FirstSeqAsync(c, ct), ct);
+                yield return ResyncRequired(upTo, $"events after {cursor} are no longer kept (the oldest kept is {oldest?.ToString(CultureInfo.InvariantCulture) ?? "none"}); reload everything");
+                yield break;
+            }
+            foreach (var e in page) yield return e;
+            cursor = page[^1].Seq;
+        }
+    }
+
+    private async Task<T> WithConnectionAsync<T>(Func<NpgsqlConnection, Task<T>> read, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        return await read(connection);
     }
 
     private void Remove(Subscription subscription)
@@ -109,19 +156,53 @@ public sealed class EventHub(EventOptions options, TimeProvider time)
         subscription.Writer.TryComplete();
     }
 
-    public sealed class Subscription(EventHub hub, Channel<ServerEvent> channel) : IDisposable
+    public sealed class Subscription : IDisposable
     {
+        private readonly EventHub _hub;
+        private readonly Channel<ServerEvent> _channel;
         private readonly CancellationTokenSource _dropped = new();
 
-        internal ChannelWriter<ServerEvent> Writer => channel.Writer;
-        public ChannelReader<ServerEvent> Reader => channel.Reader;
+        internal Subscription(EventHub hub, Channel<ServerEvent> channel, long? since, long liveFrom)
+        {
+            _hub = hub;
+            _channel = channel;
+            Since = since;
+            LiveFrom = liveFrom;
+        }
+
+        /// <summary>The seq the client said it has seen (null: only live events).</summary>
+        public long? Since { get; }
+
+        /// <summary>Live events after this seq are queued; a replay covers (Since, LiveFrom].</summary>
+        public long LiveFrom { get; }
+
+        internal ChannelWriter<ServerEvent> Writer => _channel.Writer;
+        public ChannelReader<ServerEvent> Reader => _channel.Reader;
 
         /// <summary>Cancelled when the client is dropped for being too slow: cancels a send it is stuck in.</summary>
         public CancellationToken Dropped => _dropped.Token;
 
+        /// <summary>What the client missed (from the log), then the live events, each once and in order.</summary>
+        public async IAsyncEnumerable<ServerEvent> ReadAllAsync([EnumeratorCancellation] CancellationToken ct)
+        {
+            var sent = LiveFrom;
+            if (Since is { } since)
+            {
+                sent = Math.Max(since, LiveFrom);
+                await foreach (var e in _hub.ReplayAsync(since, LiveFrom, ct))
+                    yield return e;
+            }
+            await foreach (var e in _channel.Reader.ReadAllAsync(ct))
+            {
+                if (e.Seq <= sent && e.Type != "resync_required") continue;
+                sent = Math.Max(sent, e.Seq);
+                yield return e;
+            }
+        }
+
         internal void Drop()
         {
-            channel.Writer.TryComplete(new SlowClientException());
+            _channel.Writer.TryComplete(new SlowClientException());
             // Not inline: cancelling runs callbacks (aborting the socket), which must not happen under the hub's lock.
             ThreadPool.QueueUserWorkItem(static cts => cts.Cancel(), _dropped, preferLocal: false);
             // (never disposed: a token without timers holds nothing, and a late Cancel must not hit a disposed source)
@@ -129,7 +210,7 @@ public sealed class EventHub(EventOptions options, TimeProvider time)
 
         public void Dispose()
         {
-            hub.Remove(this);
+            _hub.Remove(this);
         }
     }
 }

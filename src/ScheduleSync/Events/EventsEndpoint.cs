@@ -1,25 +1,35 @@
+using System.Globalization;
 using System.Net.WebSockets;
 using System.Text;
 
 namespace ScheduleSync.Events;
 
-/// <summary>The WebSocket feed <c>/ws</c> (SPEC §6): one JSON text message per event; <c>?since=n</c> catches up.</summary>
+/// <summary>The WebSocket feed <c>/ws</c> (SPEC §6): one JSON text message per event; <c>?since=n</c> catches up from
+/// the event log; a <c>since</c> that is not a whole number >= 0 is answered 400 before the upgrade.</summary>
 internal static class EventsEndpoint
 {
     public static IEndpointRouteBuilder MapEvents(this IEndpointRouteBuilder app)
     {
         app.Map("/ws", async (HttpContext context, EventHub hub, IHostApplicationLifetime lifetime) =>
         {
+            long? since = null;
+            if (context.Request.Query.TryGetValue("since", out var given))
+            {
+                if (given.Count != 1 || !long.TryParse(given[0], NumberStyles.None, CultureInfo.InvariantCulture, out var s))
+                    return Results.ValidationProblem(
+                        new Dictionary<string, string[]> { ["since"] = [$"since must be one whole number >= 0 (the last seq received), not '{given}'"] },
+                        title: "Invalid query parameter");
+                since = s;
+            }
             if (!context.WebSockets.IsWebSocketRequest)
                 return Results.Problem("this endpoint speaks WebSocket only", statusCode: StatusCodes.Status400BadRequest);
-            long? since = long.TryParse(context.Request.Query["since"], out var s) ? s : null;
             using var socket = await context.WebSockets.AcceptWebSocketAsync();
             using var subscription = hub.Subscribe(since);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping, subscription.Dropped);
             var reading = DrainIncomingAsync(socket, stop);
             try
             {
-                await foreach (var e in subscription.Reader.ReadAllAsync(stop.Token))
+                await foreach (var e in subscription.ReadAllAsync(stop.Token))
                     await socket.SendAsync(Encoding.UTF8.GetBytes(e.Json), WebSocketMessageType.Text, true, stop.Token);
             }
             catch (Exception e) when (e is SlowClientException || subscription.Dropped.IsCancellationRequested)
@@ -30,6 +40,12 @@ internal static class EventsEndpoint
             catch (Exception e) when (e is OperationCanceledException or WebSocketException)
             {
                 // Client gone or server stopping.
+            }
+            catch (Npgsql.NpgsqlException)
+            {
+                // The replay could not read the event log (the database is down): the client tries again later.
+                await CloseAsync(socket, WebSocketCloseStatus.InternalServerError, "event log unavailable; reconnect with ?since=");
+                return Results.Empty;
             }
             await CloseAsync(socket, WebSocketCloseStatus.NormalClosure, lifetime.ApplicationStopping.IsCancellationRequested ? "server stopping" : "bye");
             await reading;

@@ -36,7 +36,7 @@ internal static class ServerHost
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(Options.Create(server));
-        services.AddSingleton(NpgsqlDataSource.Create(connectionString));
+        services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString)); // created by the container: disposed (its pool closed) with the server
         services.AddServerDatabase(database);
         services.AddSingleton(_ => ConfigFileStore.Open(settings.ConfigPath));
         services.AddSingleton(settings.Sync);
@@ -47,6 +47,7 @@ internal static class ServerHost
         services.AddSingleton<EventHub>();
         services.AddSingleton<SyncCoordinator>();
         services.AddHostedService<MigrationService>();
+        services.AddHostedService<EventFeedService>();
         services.AddHostedService(sp => sp.GetRequiredService<SyncCoordinator>());
         services.AddHostedService<FileWatcherService>();
         services.AddHostedService<DatabaseListenerService>();

@@ -99,14 +99,17 @@ internal sealed class ConflictService(SyncRunner runner)
 
         var result = Decide(conflict.TaskId, choice, yaml?.Task, stored?.Task, bases.GetValueOrDefault(conflict.TaskId), fields);
         await TaskStore.SetContextAsync(connection, tx, new ChangeContext("resolve", actor), ct);
+        var databaseChanged = false;
         if (result is null)
         {
+            databaseChanged = stored is not null;
             await TaskStore.DeleteManyAsync(connection, tx, [conflict.TaskId], ct);
             await SyncRunner.WriteBaseAsync(connection, tx, [], [conflict.TaskId], ct);
         }
         else
         {
             var changed = await TaskStore.UpsertManyAsync(connection, tx, [result], actor, ct);
+            databaseChanged = changed > 0;
             await SyncRunner.WriteBaseAsync(connection, tx, [result], [], ct);
             if (changed == 0)
             {
@@ -122,7 +125,16 @@ internal sealed class ConflictService(SyncRunner runner)
             UPDATE sync_conflicts SET status = 'resolved', choice = $2, result = $3::jsonb, resolved_by = $4, resolved_at = now() WHERE id = $1
             """, ct, id, ChoiceName(choice), result is null ? "null" : TaskJson.ToCanonical(result), actor);
 
-        if (yaml?.Task?.ContentHash != result?.ContentHash)
+        var fileChanged = yaml?.Task?.ContentHash != result?.ContentHash;
+        // The decision as recorded and what it changed, committed with it (the row's task_changed comes from the trigger).
+        await SyncRunner.ExecuteAsync(connection, tx, """
+            SELECT sync_events_append(
+                ARRAY['sync_conflict_resolved'] || CASE WHEN $2 THEN ARRAY['schedule_config_updated'] ELSE '{}'::text[] END,
+                ARRAY[jsonb_build_object('conflict_id', id, 'task_id', task_id, 'choice', choice)]
+                    || CASE WHEN $2 THEN ARRAY[jsonb_build_object('source', 'resolve', 'task_ids', jsonb_build_array(task_id), 'sync_run_id', NULL)] ELSE '{}'::jsonb[] END)
+            FROM sync_conflicts WHERE id = $1
+            """, ct, id, databaseChanged || fileChanged);
+        if (fileChanged)
         {
             var (text, written) = ScheduleWriter.ApplyWithDocument(document, result is null ? [] : [result], result is null ? [conflict.TaskId] : []);
             switch (_store.WriteLocked(snapshot.Checksum, text))

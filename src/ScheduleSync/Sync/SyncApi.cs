@@ -2,7 +2,6 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using ScheduleSync.Cli;
-using ScheduleSync.Events;
 using ScheduleSync.Tasks;
 
 namespace ScheduleSync.Sync;
@@ -55,7 +54,7 @@ internal static class SyncApi
     }
 
     private static async Task<Results<Ok<object>, ValidationProblem, NotFound<ProblemDetails>, ProblemHttpResult>> Resolve(
-        long id, HttpContext http, ConflictService conflicts, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
+        long id, HttpContext http, ConflictService conflicts, SyncCoordinator coordinator, CancellationToken ct)
     {
         var body = await TasksApi.ReadBodyAsync(http, ct);
         if (body.Problem is not null) return body.Problem;
@@ -86,7 +85,6 @@ internal static class SyncApi
         try
         {
             var resolved = await conflicts.ResolveAsync(id, choice!.Value, fields, "api", ct);
-            events.Publish("sync_conflict_resolved", new { conflict_id = resolved.Id, task_id = resolved.TaskId, choice = resolved.Choice });
             coordinator.Trigger("api");
             return TypedResults.Ok(SyncCommands.ConflictJson(resolved));
         }

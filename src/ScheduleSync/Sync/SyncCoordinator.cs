@@ -25,9 +25,9 @@ public sealed class ServerOptions
 /// <summary>
 /// The one place syncs run in the server: every trigger (start-up, watcher, API write, NOTIFY, periodic, POST /api/sync)
 /// asks here, requests that arrive while a run is going are served together by the next run (group commit: a burst
-/// of API writes costs one file write), and each run's outcome is broadcast as events.
+/// of API writes costs one file write). Each run writes its events to the event log itself (see SyncEvents).
 /// </summary>
-internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events, ILogger<SyncCoordinator> logger) : BackgroundService
+internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoordinator> logger) : BackgroundService
 {
     private sealed record Request(string Trigger, TaskCompletionSource<SyncResult>? Done, bool AllowMassDelete = false);
 
@@ -119,61 +119,13 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
             FileValid = result.Status != SyncStatus.InvalidFile;
             if (result.DefaultTimezone is not null) DefaultTimezone = result.DefaultTimezone;
             else if (trigger == "startup") DefaultTimezone = ReadDefaultTimezone();
-            await PublishAsync(trigger, result, ct);
             foreach (var request in batch) request.Done?.TrySetResult(result);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             Log.SyncFailed(logger, e, trigger);
-            events.Publish("sync_error", new { reason = e.Message, trigger });
+            await AppendErrorAsync(e.Message, trigger);
             foreach (var request in batch) request.Done?.TrySetException(e);
-        }
-    }
-
-    private async Task PublishAsync(string trigger, SyncResult result, CancellationToken ct)
-    {
-        switch (result.Status)
-        {
-            case SyncStatus.InvalidFile:
-                events.Publish("sync_error", new
-                {
-                    reason = result.Error,
-                    trigger,
-                    problems = result.Problems.Select(p => p.Format(runner.Store.ConfigPath)).Take(50),
-                });
-                return;
-            case SyncStatus.Refused:
-                events.Publish("sync_error", new { reason = result.Error, trigger });
-                return;
-            case SyncStatus.NoOp:
-                return;
-        }
-        // Rows that break a rule in the database (plain SQL) are not exported: say so on every run until fixed.
-        if (result.Error is not null)
-            events.Publish("sync_error", new { reason = result.Error, trigger, invalid_task_ids = result.InvalidRows });
-        if (result.Plan is { } plan)
-        {
-            var changes = plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile).ToList();
-            if (changes.Count > 0)
-            {
-                var versions = await ReadVersionsAsync([.. changes.Select(a => a.Id)], ct);
-                // Announced by where each change came from, not by what woke the sync up.
-                foreach (var group in changes.GroupBy(a => SourceOf(a, trigger)))
-                    events.Publish("schedule_config_updated", new { source = group.Key, task_ids = group.Select(a => a.Id).ToList(), sync_run_id = result.RunId });
-                foreach (var action in changes)
-                {
-                    var kind = action.Result is null ? "deleted" : action.Kind is SyncActionKind.ImportInsert or SyncActionKind.ExportAdd ? "created" : "updated";
-                    AnnounceTaskChanged(action.Id, kind, versions.TryGetValue(action.Id, out var v) ? v : null, SourceOf(action, trigger));
-                }
-            }
-        }
-        if (result.NewConflicts > 0 && result.RunId is { } run)
-        {
-            await using var command = runner.DataSource.CreateCommand("SELECT id, task_id FROM sync_conflicts WHERE sync_run_id = $1 ORDER BY id");
-            command.Parameters.Add(new NpgsqlParameter { Value = run });
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct))
-                events.Publish("sync_conflict_detected", new { conflict_id = reader.GetInt64(0), task_id = reader.GetString(1) });
         }
     }
 
@@ -183,43 +135,25 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, EventHub events
         return snapshot.Exists ? runner.Load(snapshot).EffectiveDefaultTimezone : "UTC";
     }
 
-    /// <summary>Where a change came from: the file for imports; for exports the API when an API write asked for the run, else the database.</summary>
-    private static string SourceOf(SyncAction action, string trigger) => action.Kind switch
+    /// <summary>A run that failed before it could record anything: its <c>sync_error</c> goes to the event log on its own.</summary>
+    private async Task AppendErrorAsync(string reason, string trigger)
     {
-        SyncActionKind.Merge => "merge",
-        _ when action.ChangesDatabase => "yaml",
-        _ => trigger == "api" ? "api" : "database",
-    };
-
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Action, long? Version)> _announced = new(StringComparer.Ordinal);
-
-    /// <summary>
-    /// Publishes <c>task_changed</c> once per change: the API handler announces its write, and the sync that exports
-    /// it would announce it again.
-    /// </summary>
-    public void AnnounceTaskChanged(string id, string action, long? version, string source)
-    {
-        var last = _announced.GetValueOrDefault(id);
-        var duplicate = last.Action == action && (version is null || version == last.Version);
-        var older = version is not null && last.Version is { } seen && version < seen;
-        if (duplicate || older) return;
-        _announced[id] = (action, version ?? last.Version);
-        events.Publish("task_changed", new { id, action, version, source });
-    }
-
-    private async Task<Dictionary<string, long>> ReadVersionsAsync(IReadOnlyList<string> ids, CancellationToken ct)
-    {
-        await using var command = runner.DataSource.CreateCommand("SELECT id, version FROM scheduled_tasks WHERE id = ANY($1)");
-        command.Parameters.Add(new NpgsqlParameter { Value = ids.ToArray() });
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        var versions = new Dictionary<string, long>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct)) versions[reader.GetString(0)] = reader.GetInt64(1);
-        return versions;
+        try
+        {
+            await SyncEvents.AppendAsync(runner.DataSource, "sync_error", new { reason, trigger });
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+        {
+            Log.EventFailed(logger, e, trigger); // the database is down: the log line is all there can be
+        }
     }
 
     private static partial class Log
     {
         [LoggerMessage(Level = LogLevel.Error, Message = "sync {Trigger} failed")]
         public static partial void SyncFailed(ILogger logger, Exception exception, string trigger);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger}: could not record its sync_error event")]
+        public static partial void EventFailed(ILogger logger, Exception exception, string trigger);
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using ScheduleSync.Database;
+using ScheduleSync.Events;
 using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;
 
@@ -65,6 +66,8 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         {
             var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
             var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, error, ct);
+            await SyncEvents.AppendAsync(connection, tx,
+                [("sync_error", new { reason = error, trigger, problems = document.Problems.Select(p => p.Format(store.ConfigPath)).Take(50) })], ct);
             await tx.CommitAsync(ct);
             return new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
         }
@@ -73,6 +76,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         {
             var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, plan.Refusal!, ct);
             await RememberRefusalAsync(connection, tx, (replacement ?? snapshot).Checksum, plan, ct);
+            await SyncEvents.AppendAsync(connection, tx, [("sync_error", new { reason = plan.Refusal, trigger })], ct);
             await tx.CommitAsync(ct);
             return new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
         }
@@ -154,6 +158,13 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             Warnings = warnings,
             Error = InvalidRowsError(plan),
         };
+        await SyncEvents.AppendRunAsync(connection, tx, trigger, plan, run, conflicts.Count, ct);
+        // Rows that break a rule in the database (plain SQL) are not exported: said on every run until fixed. A layout the
+        // writer could not edit in place was re-rendered: said as a warning.
+        await SyncEvents.AppendAsync(connection, tx, [
+            .. result.Error is null ? [] : new[] { ("sync_error", (object)new { reason = result.Error, trigger, invalid_task_ids = result.InvalidRows }) },
+            .. warnings.Count == 0 ? [] : new[] { ("sync_warning", (object)new { reason = "the file was partly re-rendered in the canonical layout", trigger, warnings }) },
+        ], ct);
         await FinishRunAsync(connection, tx, result, ct);
         await AfterRunAsync(connection, tx, result, ct);
         Fault("before-commit");

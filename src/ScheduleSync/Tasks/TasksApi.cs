@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ScheduleSync.Database;
-using ScheduleSync.Events;
 using ScheduleSync.Sync;
 
 namespace ScheduleSync.Tasks;
@@ -80,7 +79,7 @@ internal static class TasksApi
     }
 
     private static async Task<Results<Created<TaskDto>, ValidationProblem, ProblemHttpResult>> Create(
-        HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
+        HttpContext http, TaskStore store, SyncCoordinator coordinator, CancellationToken ct)
     {
         var body = await ReadBodyAsync(http, ct);
         if (body.Problem is not null) return body.Problem;
@@ -95,14 +94,13 @@ internal static class TasksApi
         {
             return TypedResults.Problem(e.Message + "; use PUT to replace it", statusCode: StatusCodes.Status409Conflict, title: "Task exists");
         }
-        coordinator.AnnounceTaskChanged(task.Id, "created", stored.Version, "api");
         await ExportAsync(http, coordinator, task.Id, ct);
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Created($"/api/tasks/{Uri.EscapeDataString(task.Id)}", TaskDto.From(stored));
     }
 
     private static async Task<Results<Ok<TaskDto>, ValidationProblem, ProblemHttpResult>> Replace(
-        string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
+        string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, CancellationToken ct)
     {
         var body = await ReadBodyAsync(http, ct);
         if (body.Problem is not null) return body.Problem;
@@ -122,14 +120,13 @@ internal static class TasksApi
         {
             return PreconditionFailed(http, e);
         }
-        coordinator.AnnounceTaskChanged(id, "updated", stored.Version, "api");
         await ExportAsync(http, coordinator, id, ct);
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Ok(TaskDto.From(stored));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> Delete(
-        string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, EventHub events, CancellationToken ct)
+        string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, CancellationToken ct)
     {
         if (!TryIfMatch(http, out var expected, out var badIfMatch)) return badIfMatch!;
         long version;
@@ -145,7 +142,6 @@ internal static class TasksApi
         {
             return PreconditionFailed(http, e);
         }
-        coordinator.AnnounceTaskChanged(id, "deleted", version, "api");
         await ExportAsync(http, coordinator, id, ct);
         return TypedResults.NoContent();
     }

@@ -113,7 +113,7 @@ public sealed class ServerEventFeedTests(ITestOutputHelper output)
         var fillers = 0;
         while (server.Hub.SubscriberCount > 1 && fillers < 2000)
         {
-            for (var i = 0; i < 8; i++, fillers++) server.Hub.Publish("test_padding", new { pad = padding });
+            for (var i = 0; i < 8; i++, fillers++) await SyncEvents.AppendAsync(server.Db, "test_padding", new { pad = padding });
             await Task.Delay(2);
         }
         var droppedAfter = server.Hub.LastSeq;
