@@ -152,7 +152,7 @@ internal static class ServerHost
             var path = coordinator.Runner.Store.ConfigPath;
             try
             {
-                if (File.Exists(path)) using (File.OpenRead(path)) { }
+                coordinator.Runner.Store.CheckReadable(); // never opens a FIFO or device, never blocks
                 return Task.FromResult(coordinator.FileValid
                     ? HealthCheckResult.Healthy()
                     : HealthCheckResult.Degraded($"{path} is invalid; API writes wait to be exported"));
