@@ -89,6 +89,22 @@ public sealed class OddFileTests : IDisposable
         Assert.Contains($"'{_file}'", error.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The size from stat is only a hint (a file may grow while it is read; /proc files say 0): the read itself stops
+    /// one byte past the limit. /dev/zero never ends, so only a bounded read returns.
+    /// </summary>
+    [Fact]
+    public void Bounded_read_stops_one_byte_past_the_limit_whatever_the_size_hint()
+    {
+        int fd = Posix.Open("/dev/zero", Posix.ORdOnly);
+        Assert.True(fd >= 0);
+        using var handle = Posix.OwnHandle(fd);
+
+        Assert.Equal(0, Posix.ReadAll(fd, sizeHint: 0, maxBytes: 100_000, out var data));
+
+        Assert.Equal(100_001, data.Length);
+    }
+
     public static TheoryData<string> HugeFiles => new() { "sparse 1 GB file", "symlink to /dev/zero" };
 
     /// <summary>
