@@ -74,4 +74,32 @@ public sealed class FileLockContentionTests
             Assert.True(outcome.ExitCode == 0 && !outcome.TimedOut, outcome.ToString());
         });
     }
+
+    /// <summary>
+    /// A kernel wait that timed out cannot be cancelled (Linux has no timed flock): it is abandoned, and the lock it is
+    /// granted later is let go at once — or handed to the next attempt in this process, which adopts the waiter.
+    /// Either way nobody is left holding the lock.
+    /// </summary>
+    [Fact]
+    public async Task Timed_out_wait_leaves_no_lock_behind_and_the_next_attempt_gets_the_lock_when_released()
+    {
+        using var folder = new TempFolder();
+        var lockPath = folder.File("schedule_config.yml.lock");
+        var go = folder.File("go");
+        using var holder = Processes.Start("flock", lockPath, "-c", $"echo locked; while [ ! -e '{go}' ]; do sleep 0.01; done");
+        Assert.Equal("locked", Processes.WaitForLine(holder));
+
+        Assert.Throws<ScheduleSync.Yaml.FileLockTimeoutException>(() => ScheduleSync.Yaml.FileLock.Acquire(lockPath, TimeSpan.FromMilliseconds(100)));
+        var next = Task.Run(() => ScheduleSync.Yaml.FileLock.Acquire(lockPath, TimeSpan.FromSeconds(60)));
+        File.WriteAllText(go, "");
+        using (var acquired = await next)
+        {
+            Assert.True(acquired.IsHeld);
+            Assert.Equal(1, Processes.Run("flock", "-n", lockPath, "true").ExitCode); // held by us, so flock -n fails
+        }
+        Assert.True(holder.WaitForExit(TimeSpan.FromSeconds(30)));
+
+        // Released: another process takes it at once (an abandoned waiter that kept it would make this fail).
+        Assert.Equal(0, Processes.Run("flock", "-w", "30", lockPath, "true").ExitCode);
+    }
 }
