@@ -74,7 +74,7 @@ internal static class ServerHost
         app.Use(BearerToken(server.Token));
         app.MapOpenApi("/openapi.json");
         app.MapHealthChecks("/healthz", new() { Predicate = _ => false });
-        app.MapHealthChecks("/readyz", new() { Predicate = c => c.Tags.Contains("ready") });
+        app.MapHealthChecks("/readyz", new() { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteReadiness });
         app.MapTasks();
         app.MapSync();
         app.MapEvents();
@@ -88,6 +88,14 @@ internal static class ServerHost
             app.Lifetime.ApplicationStopped.Register(() => embedded.DisposeAsync().AsTask().GetAwaiter().GetResult());
         }
         return app;
+    }
+
+    /// <summary>"Healthy", or the status followed by one line per check that is not healthy, saying why.</summary>
+    private static Task WriteReadiness(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        var reasons = report.Entries.Where(e => e.Value.Status != HealthStatus.Healthy).Select(e => $"\n{e.Key}: {e.Value.Description}");
+        return context.Response.WriteAsync(report.Status + string.Concat(reasons));
     }
 
     private static bool IsLoopback(string url)
