@@ -11,6 +11,8 @@ namespace ScheduleSync.Worker;
 /// write-forever FILE LOGFILE      rewrite FILE with version after version; logs each version's checksum before writing
 /// write-once FILE TEXT            one Update; exit 3 on FileStoreException, 4 on FileLockTimeoutException
 /// measure DIR                     lock overhead and write times for ~40 KB and ~4 MB files
+/// read-peak FILE                  one ConfigFileStore.Read; prints "read N bytes" or "refused: MESSAGE", then
+///                                 "VmHWM=KB", this process's peak resident memory
 /// </summary>
 internal static class Program
 {
@@ -25,6 +27,7 @@ internal static class Program
                 ["write-forever", var file, var log] => WriteForever(file, log),
                 ["write-once", var file, var text] => WriteOnce(file, text),
                 ["measure", var dir] => Measurement.Run(dir),
+                ["read-peak", var file] => ReadPeak(file),
                 _ => Usage(),
             };
         }
@@ -42,8 +45,24 @@ internal static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: write-loop FILE WRITER COUNT | read-loop FILE STOPFILE | write-forever FILE LOGFILE | write-once FILE TEXT | measure DIR");
+        Console.Error.WriteLine("usage: write-loop FILE WRITER COUNT | read-loop FILE STOPFILE | write-forever FILE LOGFILE | write-once FILE TEXT | measure DIR | read-peak FILE");
         return 64;
+    }
+
+    private static int ReadPeak(string file)
+    {
+        try
+        {
+            var snapshot = ConfigFileStore.Open(file).Read();
+            Console.WriteLine($"read {snapshot.Bytes.Length} bytes");
+        }
+        catch (FileStoreException e)
+        {
+            Console.WriteLine($"refused: {e.Message}");
+        }
+        string peak = File.ReadLines("/proc/self/status").Single(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        Console.WriteLine("VmHWM=" + peak["VmHWM:".Length..].Trim().Split(' ')[0]);
+        return 0;
     }
 
     private static int WriteLoop(string file, string writer, int count)

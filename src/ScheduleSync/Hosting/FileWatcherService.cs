@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using ScheduleSync.Sync;
 
@@ -45,7 +44,7 @@ internal sealed partial class FileWatcherService(SyncCoordinator coordinator, IO
                 lastStat = stat;
                 try
                 {
-                    var checksum = Checksum(path);
+                    var checksum = Checksum();
                     if (checksum == coordinator.LastFileChecksum) continue;
                     Log.FileChanged(logger, path, signalled ? "event" : "poll");
                     await coordinator.RequestAsync("watch", stoppingToken);
@@ -93,13 +92,22 @@ internal sealed partial class FileWatcherService(SyncCoordinator coordinator, IO
         return info.Exists ? (info.LastWriteTimeUtc, info.Length) : (DateTime.MinValue, -1);
     }
 
-    private static string Checksum(string path)
+    /// <summary>
+    /// The file's checksum as the sync would read it (only a regular file, at most the size limit; a FIFO never
+    /// blocks): anything the store refuses gets a marker that equals no checksum, so it is handed to a sync, which
+    /// reports it.
+    /// </summary>
+    private string Checksum()
     {
-        if (!File.Exists(path)) return Yaml.FileSnapshot.AbsentChecksum;
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
+        try
+        {
+            return coordinator.Runner.Store.Read().Checksum;
+        }
+        catch (Yaml.FileStoreException e)
+        {
+            return "unreadable: " + e.Cause;
+        }
     }
-
 
     private static partial class Log
     {

@@ -73,7 +73,7 @@ internal static class ServerHost
         app.UseServerSecurity();
         app.MapOpenApi("/openapi.json");
         app.MapHealthChecks("/healthz", new() { Predicate = _ => false }).AllowAnonymous();
-        app.MapHealthChecks("/readyz", new() { Predicate = c => c.Tags.Contains("ready") }).AllowAnonymous();
+        app.MapHealthChecks("/readyz", new() { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteReadiness }).AllowAnonymous();
         // Everything else needs the token (when one is set); the fallback policy also closes endpoints mapped elsewhere.
         var api = app.MapGroup("").RequireAuthorization();
         api.MapTasks();
@@ -86,6 +86,14 @@ internal static class ServerHost
         if (embedded is not null)
             log.LogInformation("embedded PostgreSQL (private: Unix socket only), data in {DataDirectory}", embedded.DataDirectory);
         return app;
+    }
+
+    /// <summary>"Healthy", or the status followed by one line per check that is not healthy, saying why.</summary>
+    private static Task WriteReadiness(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        var reasons = report.Entries.Where(e => e.Value.Status != HealthStatus.Healthy).Select(e => $"\n{e.Key}: {e.Value.Description}");
+        return context.Response.WriteAsync(report.Status + string.Concat(reasons));
     }
 
     private sealed class MigrationService(NpgsqlDataSource dataSource) : IHostedService
@@ -119,7 +127,7 @@ internal static class ServerHost
             var path = coordinator.Runner.Store.ConfigPath;
             try
             {
-                if (File.Exists(path)) using (File.OpenRead(path)) { }
+                coordinator.Runner.Store.CheckReadable(); // never opens a FIFO or device, never blocks
                 return Task.FromResult(coordinator.FileValid
                     ? HealthCheckResult.Healthy()
                     : HealthCheckResult.Degraded($"{path} is invalid; API writes wait to be exported"));

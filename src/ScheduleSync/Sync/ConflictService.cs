@@ -69,6 +69,14 @@ internal sealed class ConflictService(SyncRunner runner)
     /// </summary>
     public async Task<ConflictRecord> ResolveAsync(long id, ResolutionChoice choice, IReadOnlyDictionary<string, JsonElement>? fields, string actor, CancellationToken ct = default)
     {
+        // keep_yaml / keep_db mean "that side as it is": field values would make the result neither side while the
+        // record says one of them. A person who wants to set fields chooses merge.
+        if (choice != ResolutionChoice.Merge && fields is { Count: > 0 })
+        {
+            throw new ResolutionException(
+                $"field values are taken only with merge, not with {ChoiceName(choice)}; choose merge to set fields",
+                new Dictionary<string, string[]> { ["fields"] = [$"fields are only allowed with choice \"merge\", not \"{ChoiceName(choice)}\""] });
+        }
         using var fileLock = _store.Lock();
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);

@@ -12,16 +12,42 @@ internal static class SyncApi
     public static IEndpointRouteBuilder MapSync(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/sync").WithTags("Sync");
-        group.MapPost("/", async (SyncCoordinator coordinator, [FromQuery(Name = "allow_mass_delete")] bool? allowMassDelete, CancellationToken ct) =>
-            TypedResults.Ok(SyncCommands.Summary(await coordinator.RequestAsync("api", ct, allowMassDelete ?? false))));
+        group.MapPost("/", RunNow);
         group.MapGet("/status", async (SyncCoordinator coordinator, CancellationToken ct) =>
             TypedResults.Ok(await SyncStatusReader.ReadAsync(coordinator.Runner, ct, "api")));
         group.MapGet("/plan", Plan);
-        group.MapGet("/conflicts", async (ConflictService conflicts, string? status, CancellationToken ct) =>
-            TypedResults.Ok((await conflicts.ListAsync(status is null or "open" ? "open" : status == "all" ? null : status, ct)).Select(SyncCommands.ConflictJson)));
+        group.MapGet("/conflicts", ListConflicts);
         group.MapGet("/conflicts/{id:long}", GetConflict);
         group.MapPost("/conflicts/{id:long}/resolve", Resolve);
         return app;
+    }
+
+    /// <summary>
+    /// Runs a sync now. A run that could not happen for a passing cause (the file lock held by someone else, the file
+    /// not a regular file or too large, the file unreadable) answers 503 with the reason; the server retries it.
+    /// </summary>
+    private static async Task<Results<Ok<object>, ProblemHttpResult>> RunNow(HttpContext http, SyncCoordinator coordinator,
+        [FromQuery(Name = "allow_mass_delete")] bool? allowMassDelete, CancellationToken ct)
+    {
+        try
+        {
+            return TypedResults.Ok<object>(SyncCommands.Summary(await coordinator.RequestAsync("api", ct, allowMassDelete ?? false)));
+        }
+        catch (Exception e) when (e is IOException or Yaml.FileLockTimeoutException)
+        {
+            http.Response.Headers.RetryAfter = "1";
+            return TypedResults.Problem(e.Message + " (the server retries the sync until it succeeds)",
+                statusCode: StatusCodes.Status503ServiceUnavailable, title: "Sync could not run");
+        }
+    }
+
+    private static async Task<Results<Ok<IEnumerable<object>>, ValidationProblem>> ListConflicts(ConflictService conflicts, string? status, CancellationToken ct)
+    {
+        if (status is not (null or "open" or "resolved" or "all"))
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["status"] = [$"status must be open, resolved or all, got '{status}'"] },
+                title: "Invalid query parameter");
+        var list = await conflicts.ListAsync(status is null or "open" ? "open" : status == "all" ? null : status, ct);
+        return TypedResults.Ok(list.Select(SyncCommands.ConflictJson));
     }
 
     private static async Task<Results<Ok<object>, ValidationProblem>> Plan(SyncCoordinator coordinator, CancellationToken ct)

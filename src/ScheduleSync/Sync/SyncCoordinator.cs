@@ -35,8 +35,19 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
     private static readonly TimeSpan NotifyCoalescing = TimeSpan.FromMilliseconds(3);
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>The checksum the file had after the last run: a watcher event with this checksum is our own write.</summary>
+    /// <summary>
+    /// The checksum of the file as the last run left it (our own write, or what it read): a watcher event with this
+    /// checksum is nothing new. Null after a failed run, which may not have seen the file at all: then any content
+    /// the watcher finds — even the same bytes as before, restored — is synced.
+    /// </summary>
     public string? LastFileChecksum { get; private set; }
+
+    // Failed runs are retried with backoff until one succeeds (SPEC §4): an export never waits for the periodic sync.
+    internal static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(100);
+    internal static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(5);
+    private readonly CancellationTokenSource _stopping = new();
+    private TimeSpan _retryDelay = FirstRetryDelay;
+    private int _retryPending;
 
     public bool FileValid { get; private set; } = true;
 
@@ -74,6 +85,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         _requests.Writer.TryComplete();
+        await _stopping.CancelAsync();
         await base.StopAsync(cancellationToken);
     }
 
@@ -119,14 +131,36 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
             FileValid = result.Status != SyncStatus.InvalidFile;
             if (result.DefaultTimezone is not null) DefaultTimezone = result.DefaultTimezone;
             else if (trigger == "startup") DefaultTimezone = ReadDefaultTimezone();
+            _retryDelay = FirstRetryDelay;
             foreach (var request in batch) request.Done?.TrySetResult(result);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
+            // What the file holds now is unknown to the sync: whatever the watcher sees next is a change.
+            LastFileChecksum = null;
             Log.SyncFailed(logger, e, trigger);
             await AppendErrorAsync(e.Message, trigger);
             foreach (var request in batch) request.Done?.TrySetException(e);
+            ScheduleRetry(trigger);
         }
+    }
+
+    /// <summary>
+    /// Asks for another run after a failed one (lock held too long, the file briefly missing or not a regular file,
+    /// the database unreachable): after 100 ms, doubling up to 5 s while runs keep failing, back to 100 ms after a
+    /// success. One retry is pending at a time; any run in between that succeeds makes it a no-op.
+    /// </summary>
+    private void ScheduleRetry(string trigger)
+    {
+        if (Interlocked.Exchange(ref _retryPending, 1) == 1) return;
+        var delay = _retryDelay;
+        _retryDelay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+        Log.RetryScheduled(logger, trigger, delay.TotalMilliseconds);
+        _ = Task.Delay(delay, _stopping.Token).ContinueWith(wait =>
+        {
+            Volatile.Write(ref _retryPending, 0);
+            if (!wait.IsCanceled) Trigger(trigger);
+        }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
     }
 
     private string ReadDefaultTimezone()
@@ -155,5 +189,8 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
 
         [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger}: could not record its sync_error event")]
         public static partial void EventFailed(ILogger logger, Exception exception, string trigger);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger} will be retried in {DelayMs} ms")]
+        public static partial void RetryScheduled(ILogger logger, string trigger, double delayMs);
     }
 }

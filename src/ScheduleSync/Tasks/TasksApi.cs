@@ -59,14 +59,25 @@ internal static class TasksApi
         return app;
     }
 
-    private static async Task<Ok<List<TaskDto>>> List(TaskStore store, string? tag, bool? enabled, CancellationToken ct)
+    private static async Task<Results<Ok<List<TaskDto>>, ValidationProblem>> List(TaskStore store, string? tag, string? enabled, CancellationToken ct)
     {
+        // Bound by hand: a value the framework cannot bind gets a bare 400 with no word on which parameter was wrong.
+        bool? enabledFilter = enabled switch
+        {
+            null => null,
+            "true" => true,
+            "false" => false,
+            _ => null,
+        };
+        if (enabled is not null && enabledFilter is null)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["enabled"] = [$"enabled must be true or false, got '{enabled}'"] },
+                title: "Invalid query parameter");
         var tasks = await store.ListAsync(ct);
         // Invalid rows (plain SQL) are listed too, flagged with their problems.
         return TypedResults.Ok(tasks
             .Select(TaskDto.From)
             .Where(t => tag is null || t.Tags.Contains(tag))
-            .Where(t => enabled is null || t.Enabled == enabled)
+            .Where(t => enabledFilter is null || t.Enabled == enabledFilter)
             .ToList());
     }
 
@@ -253,12 +264,25 @@ internal static class TasksApi
 
     internal readonly record struct Body(JsonElement Json, ProblemHttpResult? Problem);
 
-    /// <summary>Reads the body as JSON; a malformed or oversized body becomes a problem response.</summary>
+    /// <summary>
+    /// Reads the body as JSON; a malformed or oversized body becomes a problem response, and so does text that is not
+    /// text (a string or key with invalid UTF-8 or a lone surrogate such as <c>"\ud800"</c>) or a key given twice
+    /// in any object, each named by its path (<c>args.target</c>, <c>fields.schedule</c>).
+    /// </summary>
     internal static async Task<Body> ReadBodyAsync(HttpContext http, CancellationToken ct)
     {
         try
         {
             using var document = await JsonDocument.ParseAsync(http.Request.Body, new JsonDocumentOptions { MaxDepth = 16 }, ct);
+            var errors = JsonBodyCheck.Problems(document.RootElement);
+            if (errors.Count > 0)
+            {
+                return new Body(default, TypedResults.Problem(new HttpValidationProblemDetails(errors)
+                {
+                    Title = "The body has invalid text or a key given twice; nothing was changed",
+                    Status = StatusCodes.Status400BadRequest,
+                }));
+            }
             return new Body(document.RootElement.Clone(), null);
         }
         catch (JsonException e)

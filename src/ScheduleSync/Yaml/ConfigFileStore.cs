@@ -263,24 +263,73 @@ internal sealed partial class ConfigFileStore
         }
     }
 
+    /// <summary>
+    /// Checks, without reading it, that the file is absent or a regular file that is within the size limit: what a
+    /// read would refuse. For readiness probes.
+    /// </summary>
+    /// <exception cref="FileStoreException">The path is a FIFO, device, directory or socket, or too large.</exception>
+    public void CheckReadable()
+    {
+        int result = Posix.Stat(ConfigPath, out var status);
+        if (result == -Posix.ENoEnt) return;
+        if (result < 0) throw Failure("stat", ConfigPath, Posix.Describe(-result), -result, unchanged: true);
+        if (!status.IsRegularFile) throw NotRegularFile("stat", ConfigPath, status);
+        if (status.Size > _options.MaxFileBytes) throw TooLarge("stat", ConfigPath, status.Size);
+    }
+
+    /// <summary>
+    /// Reads a whole regular file. Anything else in its place (a FIFO, a device, a directory, a socket) is refused
+    /// before reading, and opened without blocking (O_NONBLOCK: a FIFO without a writer would otherwise block open()
+    /// forever); the size limit is enforced while reading, so memory stays bounded whatever the file claims or does.
+    /// </summary>
     private (FileSnapshot Snapshot, Posix.FileStatus? Status) ReadFile(string path, string step,
         bool unchangedOnFailure = true)
     {
         Fault($"{step}: open", path, unchangedOnFailure);
-        int fd = Posix.Open(path, Posix.ORdOnly);
+        // Look before opening: opening a device can have side effects of its own.
+        int result = Posix.Stat(path, out var before);
+        if (result == 0 && !before.IsRegularFile) throw NotRegularFile($"{step}: open", path, before, unchangedOnFailure);
+        int fd = Posix.Open(path, Posix.ORdOnly | Posix.ONonBlock);
         if (fd == -Posix.ENoEnt) return (FileSnapshot.Absent, null);
         if (fd < 0) throw Failure($"{step}: open", path, Posix.Describe(-fd), -fd, unchangedOnFailure);
         using var handle = Posix.OwnHandle(fd);
 
         Fault($"{step}: stat", path, unchangedOnFailure);
-        int result = Posix.Fstat(fd, out var status);
+        result = Posix.Fstat(fd, out var status);
         if (result < 0) throw Failure($"{step}: stat", path, Posix.Describe(-result), -result, unchangedOnFailure);
+        // Checked again on what was opened: the path may have been replaced since the first look.
+        if (!status.IsRegularFile) throw NotRegularFile($"{step}: stat", path, status, unchangedOnFailure);
+        if (status.Size > _options.MaxFileBytes) throw TooLarge($"{step}: stat", path, status.Size, unchangedOnFailure);
 
         Fault($"{step}: read", path, unchangedOnFailure);
-        result = Posix.ReadAll(fd, status.Size, out byte[] bytes);
+        result = Posix.ReadAll(fd, status.Size, _options.MaxFileBytes, out byte[] bytes);
         if (result < 0) throw Failure($"{step}: read", path, Posix.Describe(-result), -result, unchangedOnFailure);
+        if (bytes.Length > _options.MaxFileBytes) throw TooLarge($"{step}: read", path, null, unchangedOnFailure);
 
         return (new FileSnapshot(true, bytes, Checksum(bytes), status.LastWriteUtc), status);
+    }
+
+    private FileStoreException NotRegularFile(string step, string path, Posix.FileStatus status, bool unchanged = true)
+    {
+        string link = "";
+        try
+        {
+            if (File.ResolveLinkTarget(path, returnFinalTarget: true) is { } target) link = $" (a symlink to '{target.FullName}')";
+        }
+        catch (IOException)
+        {
+        }
+        return Failure(step, path,
+            $"it is {status.Kind}{link}, not a regular file; only a regular file is read as the config (replace it with one)",
+            null, unchanged);
+    }
+
+    private FileStoreException TooLarge(string step, string path, long? size, bool unchanged = true)
+    {
+        string cause = size is { } n
+            ? string.Create(CultureInfo.InvariantCulture, $"the file is {n:N0} bytes; the limit is {_options.MaxFileBytes:N0} bytes")
+            : string.Create(CultureInfo.InvariantCulture, $"the file is larger than the limit of {_options.MaxFileBytes:N0} bytes (reading stopped there)");
+        return Failure(step, path, cause, null, unchanged);
     }
 
     private readonly record struct TargetMeta(uint Mode, uint? Uid, uint? Gid, bool OwnerRequired);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
 
@@ -29,38 +28,132 @@ internal sealed class FileLock : IDisposable
     /// <summary>Called once when the lock is released.</summary>
     internal Action? Released { get; set; }
 
-    /// <summary>Takes the lock, retrying with backoff until <paramref name="timeout"/> has passed.</summary>
+    /// <summary>
+    /// Takes the lock, waiting up to <paramref name="timeout"/>. A free lock costs one non-blocking <c>flock</c>; a
+    /// held one is waited for in the kernel (a blocking <c>flock</c> on a thread of its own), like <c>flock(1)</c> and
+    /// Python's waiters, so this waiter is woken by a release instead of polling and losing the lock to them.
+    /// </summary>
     /// <exception cref="FileLockTimeoutException">Another process held the lock for the whole timeout.</exception>
     public static FileLock Acquire(string lockPath, TimeSpan timeout)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.Zero);
         var handle = OpenLockFile(lockPath);
-        try
-        {
-            long start = Stopwatch.GetTimestamp();
-            int delayMs = 1;
-            while (true)
-            {
-                int result = Posix.Flock(Fd(handle), Posix.LockEx | Posix.LockNb);
-                if (result == 0) return new FileLock(lockPath, handle);
-                if (result != -Posix.EAgain)
-                {
-                    throw new FileStoreException(lockPath, "lock", lockPath, $"flock failed: {Posix.Describe(-result)}",
-                        -result, targetUnchanged: true);
-                }
-                var remaining = timeout - Stopwatch.GetElapsedTime(start);
-                if (remaining <= TimeSpan.Zero) throw new FileLockTimeoutException(lockPath, timeout);
-                // Polling with a short, jittered, growing delay keeps the uncontended path to one syscall and stops
-                // waiters from retrying in lock-step; capped so a waiter notices a release within ~25 ms.
-                int sleep = Math.Min(delayMs + Random.Shared.Next(0, delayMs + 1), (int)Math.Ceiling(remaining.TotalMilliseconds));
-                Thread.Sleep(sleep);
-                delayMs = Math.Min(delayMs * 2, 16);
-            }
-        }
-        catch
+        int result = Posix.Flock(Fd(handle), Posix.LockEx | Posix.LockNb);
+        if (result == 0) return new FileLock(lockPath, handle);
+        if (result != -Posix.EAgain)
         {
             handle.Dispose();
-            throw;
+            throw FlockFailed(lockPath, -result);
+        }
+        if (timeout == TimeSpan.Zero)
+        {
+            handle.Dispose();
+            throw new FileLockTimeoutException(lockPath, timeout);
+        }
+        // A waiter an earlier attempt gave up on may still be queued in the kernel: take it over (it keeps its place,
+        // and no second thread waits for the same path) instead of starting another.
+        var waiter = KernelWaiter.Adopt(lockPath);
+        if (waiter is null) waiter = KernelWaiter.Start(lockPath, handle);
+        else handle.Dispose();
+        return waiter.Wait(timeout) is { } acquired
+            ? new FileLock(lockPath, acquired)
+            : throw new FileLockTimeoutException(lockPath, timeout);
+    }
+
+    /// <summary>
+    /// A blocking <c>flock(LOCK_EX)</c> on a dedicated thread with its own fd. Linux has no timed flock, and closing
+    /// the fd does not interrupt one that is waiting; so on timeout the attempt is only marked abandoned. When the
+    /// kernel grants the lock later, the thread releases it at once (closing its fd) — unless a newer attempt has
+    /// adopted the waiter meanwhile, which then gets the lock.
+    /// </summary>
+    private sealed class KernelWaiter
+    {
+        private static readonly Dictionary<string, List<KernelWaiter>> Abandoned = new(StringComparer.Ordinal);
+
+        private readonly string _lockPath;
+        private readonly SafeFileHandle _handle;
+        private readonly ManualResetEventSlim _done = new();
+        private bool _abandoned;
+        private bool _finished;
+        private int _result;
+
+        private KernelWaiter(string lockPath, SafeFileHandle handle)
+        {
+            _lockPath = lockPath;
+            _handle = handle;
+        }
+
+        public static KernelWaiter Start(string lockPath, SafeFileHandle handle)
+        {
+            var waiter = new KernelWaiter(lockPath, handle);
+            new Thread(waiter.Run) { IsBackground = true, Name = "flock wait" }.Start();
+            return waiter;
+        }
+
+        /// <summary>Takes over an abandoned waiter of the path that is still waiting in the kernel; null when none is.</summary>
+        public static KernelWaiter? Adopt(string lockPath)
+        {
+            lock (Abandoned)
+            {
+                if (!Abandoned.TryGetValue(lockPath, out var list)) return null;
+                foreach (var waiter in list)
+                {
+                    lock (waiter)
+                    {
+                        if (waiter._finished) continue;
+                        waiter._abandoned = false;
+                    }
+                    list.Remove(waiter);
+                    if (list.Count == 0) Abandoned.Remove(lockPath);
+                    return waiter;
+                }
+                return null;
+            }
+        }
+
+        /// <summary>The handle holding the lock, or null after <paramref name="timeout"/> (the waiter is then abandoned).</summary>
+        public SafeFileHandle? Wait(TimeSpan timeout)
+        {
+            _done.Wait(timeout);
+            lock (Abandoned)
+            {
+                lock (this)
+                {
+                    if (!_finished)
+                    {
+                        _abandoned = true;
+                        if (!Abandoned.TryGetValue(_lockPath, out var list)) Abandoned[_lockPath] = list = [];
+                        list.Add(this);
+                        return null;
+                    }
+                }
+            }
+            if (_result == 0) return _handle;
+            _handle.Dispose();
+            throw FlockFailed(_lockPath, -_result);
+        }
+
+        private void Run()
+        {
+            int result = Posix.Flock(Fd(_handle), Posix.LockEx);
+            bool abandoned;
+            lock (this)
+            {
+                _result = result;
+                _finished = true;
+                abandoned = _abandoned;
+            }
+            if (!abandoned)
+            {
+                _done.Set();
+                return;
+            }
+            // Nobody wants it any more: closing the fd releases the lock the kernel just granted.
+            lock (Abandoned)
+            {
+                if (Abandoned.TryGetValue(_lockPath, out var list) && list.Remove(this) && list.Count == 0) Abandoned.Remove(_lockPath);
+            }
+            _handle.Dispose();
         }
     }
 
@@ -108,6 +201,9 @@ internal sealed class FileLock : IDisposable
             // Somebody created it between our two opens: open theirs.
         }
     }
+
+    private static FileStoreException FlockFailed(string lockPath, int errno) =>
+        new(lockPath, "lock", lockPath, $"flock failed: {Posix.Describe(errno)}", errno, targetUnchanged: true);
 
     private static FileStoreException OpenFailed(string lockPath, int errno) =>
         new(lockPath, "open lock file", lockPath, $"cannot open or create the lock file: {Posix.Describe(errno)}",

@@ -24,6 +24,7 @@ public sealed class FileStoreException : IOException
     {
         FilePath = filePath;
         Step = step;
+        Cause = cause;
         Errno = errno;
         TargetUnchanged = targetUnchanged;
     }
@@ -33,6 +34,9 @@ public sealed class FileStoreException : IOException
 
     /// <summary>The step that failed, e.g. "write temp file", "rename temp file over target".</summary>
     public string Step { get; } = "";
+
+    /// <summary>Why the step failed, without the file and step around it ("it is a directory, not a regular file…").</summary>
+    public string Cause { get; } = "";
 
     /// <summary>The Linux errno, when a system call failed.</summary>
     public int? Errno { get; }

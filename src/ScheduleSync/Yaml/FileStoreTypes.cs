@@ -11,6 +11,9 @@ internal sealed class FileStoreOptions
     /// <summary>How many previous versions the rotation folder keeps (0: only the <c>.bak</c>).</summary>
     public int BackupCount { get; set; } = 10;
 
+    /// <summary>The largest file that is read (SPEC §1, default 16 MiB); a larger one is refused while reading.</summary>
+    public long MaxFileBytes { get; set; } = 16 * 1024 * 1024;
+
     /// <summary>
     /// The rotation folder; when null, <c>&lt;dir&gt;/.schedsync-backups/&lt;file name&gt;/</c> next to the config
     /// file (one folder per config file, so two files in one directory never prune each other's backups).

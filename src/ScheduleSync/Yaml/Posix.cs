@@ -18,6 +18,8 @@ internal static unsafe partial class Posix
     public const int OWrOnly = 1;
     public const int OCreat = 0x40;
     public const int OExcl = 0x80;
+    /// <summary>Opening a FIFO for reading returns at once instead of waiting for a writer (no effect on regular files).</summary>
+    public const int ONonBlock = 0x800;
     public const int OCloExec = 0x80000;
 
     // O_DIRECTORY is one of the few open flags whose value differs between Linux architectures.
@@ -44,6 +46,12 @@ internal static unsafe partial class Posix
 
     public const uint SIfMt = 0xF000;
     public const uint SIfReg = 0x8000;
+    public const uint SIfDir = 0x4000;
+    public const uint SIfIfo = 0x1000;
+    public const uint SIfChr = 0x2000;
+    public const uint SIfBlk = 0x6000;
+    public const uint SIfLnk = 0xA000;
+    public const uint SIfSock = 0xC000;
 
     [LibraryImport(Libc, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int OpenNative(string path, int flags, uint mode);
@@ -139,14 +147,20 @@ internal static unsafe partial class Posix
         return 0;
     }
 
-    /// <summary>Reads to end of file (the size from stat is only a hint); 0 or -errno.</summary>
-    public static int ReadAll(int fd, long sizeHint, out byte[] data)
+    /// <summary>
+    /// Reads to end of file, but never more than <paramref name="maxBytes"/> + 1 bytes (the size from stat is only a
+    /// hint: a file may grow, and some report 0): memory stays bounded by the limit whatever the file is. The caller
+    /// tells an over-limit file by <c>data.Length &gt; maxBytes</c>. 0 or -errno.
+    /// </summary>
+    public static int ReadAll(int fd, long sizeHint, long maxBytes, out byte[] data)
     {
-        var buffer = new byte[Math.Max(sizeHint + 1, 4096)];
+        ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
+        long cap = Math.Min(maxBytes + 1, Array.MaxLength);
+        var buffer = new byte[Math.Min(Math.Max(sizeHint + 1, 4096), cap)];
         int length = 0;
-        while (true)
+        while (length < cap)
         {
-            if (length == buffer.Length) Array.Resize(ref buffer, checked(buffer.Length * 2));
+            if (length == buffer.Length) Array.Resize(ref buffer, (int)Math.Min((long)buffer.Length * 2, cap));
             nint n;
             fixed (byte* p = buffer)
             {
@@ -162,7 +176,7 @@ internal static unsafe partial class Posix
             if (n == 0) break;
             length += (int)n;
         }
-        data = buffer.AsSpan(0, length).ToArray();
+        data = length == buffer.Length ? buffer : buffer.AsSpan(0, length).ToArray();
         return 0;
     }
 
@@ -171,6 +185,19 @@ internal static unsafe partial class Posix
     {
         public bool IsRegularFile => (Mode & SIfMt) == SIfReg;
         public uint Permissions => Mode & 0xFFF; // includes setuid, setgid and sticky (07777)
+
+        /// <summary>What the file is, for messages: "a directory", "a FIFO (named pipe)", …</summary>
+        public string Kind => (Mode & SIfMt) switch
+        {
+            SIfReg => "a regular file",
+            SIfDir => "a directory",
+            SIfIfo => "a FIFO (named pipe)",
+            SIfChr => "a character device",
+            SIfBlk => "a block device",
+            SIfSock => "a socket",
+            SIfLnk => "a symbolic link",
+            _ => $"a file of unknown type (mode {Convert.ToString(Mode & SIfMt, 8)})",
+        };
     }
 
     private const int AtFdCwd = -100;

@@ -27,10 +27,18 @@ internal static partial class ScheduleLoader
     public static ScheduleDocument LoadFile(string path, LoaderLimits? limits = null)
     {
         limits ??= LoaderLimits.Default;
-        var info = new FileInfo(path);
-        if (info.Exists && info.Length > limits.MaxFileBytes)
-            return Failed(path, "", new YamlProblem(1, 1, $"the file is {info.Length:N0} bytes; the limit is {limits.MaxFileBytes:N0} bytes"));
-        return Load(File.ReadAllBytes(path), path, limits);
+        // Through the store: only a regular file is read (a FIFO would block), and no more than the limit.
+        FileSnapshot snapshot;
+        try
+        {
+            snapshot = new ConfigFileStore(path, new FileStoreOptions { MaxFileBytes = limits.MaxFileBytes }).Read();
+        }
+        catch (FileStoreException e)
+        {
+            return Failed(path, "", new YamlProblem(1, 1, e.Cause));
+        }
+        if (!snapshot.Exists) throw new FileNotFoundException($"{path}: no such file", path);
+        return Load(snapshot.Bytes.Span, path, limits);
     }
 
     public static ScheduleDocument Load(ReadOnlySpan<byte> bytes, string path, LoaderLimits? limits = null)
