@@ -34,7 +34,8 @@ internal static class ServeCommand
                     await app.StopAsync(CancellationToken.None);
                     throw;
                 }
-                await app.WaitForShutdownAsync(CancellationToken.None);
+                // SIGINT reaches System.CommandLine, which cancels ct: that stops the server (SIGTERM reaches the host itself).
+                await app.WaitForShutdownAsync(ct);
                 return ExitCodes.Success;
             }
             catch (Exception e) when (e is InvalidOperationException or EmbeddedPostgresException or Npgsql.NpgsqlException or IOException or TokenFileException)

@@ -90,7 +90,7 @@ public sealed class EventHub(EventOptions options, NpgsqlDataSource dataSource, 
     /// <paramref name="since"/>, <see cref="Subscription.ReadAllAsync"/> first replays the events after it from the
     /// log, or sends <c>resync_required</c> when they are no longer kept. Dispose the subscription to leave.
     /// </summary>
-    public Subscription Subscribe(long? since = null)
+    public Subscription Subscribe(long? since = null, long committed = 0)
     {
         var channel = Channel.CreateBounded<ServerEvent>(new BoundedChannelOptions(options.ClientQueue)
         {
@@ -100,11 +100,14 @@ public sealed class EventHub(EventOptions options, NpgsqlDataSource dataSource, 
         });
         lock (_gate)
         {
-            var subscription = new Subscription(this, channel, since, _seq);
+            var subscription = new Subscription(this, channel, since, Math.Max(_seq, since is null ? committed : 0));
             _subscribers.Add(subscription);
             return subscription;
         }
     }
+
+    /// <summary>The newest seq committed to the event log (whether or not this server has broadcast it yet).</summary>
+    public Task<long> CommittedSeqAsync(CancellationToken ct) => WithConnectionAsync(c => SyncEvents.LastSeqAsync(c, ct), ct);
 
     private ServerEvent ResyncRequired(long seq, string reason)
     {
