@@ -193,7 +193,11 @@ public sealed class EventHub(EventOptions options, NpgsqlDataSource dataSource, 
             {
                 sent = Math.Max(since, LiveFrom);
                 await foreach (var e in _hub.ReplayAsync(since, LiveFrom, ct))
+                {
+                    // After resync_required the client starts over: everything live from here on is new to it.
+                    if (e.Type == "resync_required") sent = LiveFrom;
                     yield return e;
+                }
             }
             await foreach (var e in _channel.Reader.ReadAllAsync(ct))
             {

@@ -231,6 +231,9 @@ public sealed class ServerEventLogTests(ITestOutputHelper output)
         Assert.Equal([last - 1, last], kept.Events.Take(2).Select(e => e.Seq));
         Assert.DoesNotContain(kept.Events, e => e.Type == "resync_required");
         Assert.Contains("ahead of the event log", ahead.Events[0].String("reason"), StringComparison.Ordinal);
+        // After resync_required a client starts over: the live events from there on reach it.
+        await MarkAsync(server, kept, "after-resync");
+        await ahead.WaitForAsync("task_changed", e => e.String("id") == "after-resync");
     }
 
     [Theory]
