@@ -23,7 +23,7 @@ else
   SCHEDSYNC_DATA_DIR="$work/data" "${exe[@]}" serve --config "$work/schedule_config.yml" --urls "http://127.0.0.1:$port" \
     >"$work/serve.log" 2>&1 </dev/null &
   server=$!
-  trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work" "$json"' EXIT
+  trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work" "$json"' EXIT
   for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$port/openapi.json" -o "$json" && break
     kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
