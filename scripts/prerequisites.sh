@@ -7,6 +7,12 @@ fi
 command -v flock >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+# The WebSocket client examples in docs/examples, which only the tests run: Node (20.10+ for its built-in WebSocket)
+# and Debian's websockets package for /usr/bin/python3.
+if [ "$(basename "$0")" = test.sh ]; then
+  command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+  /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || need_apt+=(python3-websockets)
+fi
 # Only the tests need a browser; run.sh does not.
 [ "$(basename "$0")" = test.sh ] && [ ! -x /usr/bin/chromium ] && need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
