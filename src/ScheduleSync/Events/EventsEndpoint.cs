@@ -23,11 +23,12 @@ internal static class EventsEndpoint
             }
             if (!context.WebSockets.IsWebSocketRequest)
                 return Results.Problem("this endpoint speaks WebSocket only", statusCode: StatusCodes.Status400BadRequest);
-            using var socket = await context.WebSockets.AcceptWebSocketAsync();
-            // Without since, "live" means committed after this request: events the feed has not broadcast yet but that were
-            // committed before (the start-up sync's, say) are not sent; they are in the log for ?since=.
+            // Subscribed before the upgrade is answered, so a connected client is also subscribed. Without since, "live"
+            // means committed after this request: events committed before it that the feed has not broadcast yet (the
+            // start-up sync's, say) are not sent; they are in the log for ?since=.
             var committed = since is null ? await hub.CommittedSeqAsync(context.RequestAborted) : 0;
             using var subscription = hub.Subscribe(since, committed);
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping, subscription.Dropped);
             var reading = DrainIncomingAsync(socket, stop);
             try

@@ -167,7 +167,7 @@ public sealed class EmbeddedClusterProcessTests
         }
         finally
         {
-            await StopAsync(serve);
+            await StopAsync(serve, output);
         }
 
         Assert.False(EmbeddedPostgres.IsRunning(dataDir), "serve was the last user of the cluster it restarted: it should have stopped it");
@@ -199,7 +199,7 @@ public sealed class EmbeddedClusterProcessTests
         }
         finally
         {
-            await StopAsync(first);
+            await StopAsync(first, output);
         }
     }
 
@@ -241,7 +241,7 @@ public sealed class EmbeddedClusterProcessTests
         finally
         {
             await starter.DisposeAsync();
-            await StopAsync(serve);
+            await StopAsync(serve, output);
         }
 
         Assert.False(EmbeddedPostgres.IsRunning(dataDir), "the last user (the server) left the adopted cluster running");
@@ -383,7 +383,7 @@ public sealed class EmbeddedClusterProcessTests
     }
 
     /// <summary>Stops a serve process the way Ctrl-C does, and waits for it to finish shutting down.</summary>
-    private static async Task StopAsync(Process serve)
+    private static async Task StopAsync(Process serve, StringBuilder output)
     {
         if (!serve.HasExited)
             await RunAsync("kill", "-INT", serve.Id.ToString(CultureInfo.InvariantCulture));
@@ -395,7 +395,7 @@ public sealed class EmbeddedClusterProcessTests
         catch (OperationCanceledException)
         {
             serve.Kill(entireProcessTree: true);
-            Assert.Fail("serve did not stop within a minute of SIGINT");
+            Assert.Fail("serve did not stop within a minute of SIGINT: " + output);
         }
     }
 
