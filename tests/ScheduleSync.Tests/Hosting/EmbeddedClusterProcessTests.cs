@@ -382,11 +382,14 @@ public sealed class EmbeddedClusterProcessTests
         }
     }
 
-    /// <summary>Stops a serve process the way Ctrl-C does, and waits for it to finish shutting down.</summary>
+    /// <summary>
+    /// Stops a serve process the way systemd does (SIGTERM), and waits for it to finish shutting down. Not SIGINT: a
+    /// test run started in the background by a shell without job control hands its children SIGINT ignored.
+    /// </summary>
     private static async Task StopAsync(Process serve, StringBuilder output)
     {
         if (!serve.HasExited)
-            await RunAsync("kill", "-INT", serve.Id.ToString(CultureInfo.InvariantCulture));
+            await RunAsync("kill", "-TERM", serve.Id.ToString(CultureInfo.InvariantCulture));
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
         try
         {
@@ -395,7 +398,7 @@ public sealed class EmbeddedClusterProcessTests
         catch (OperationCanceledException)
         {
             serve.Kill(entireProcessTree: true);
-            Assert.Fail("serve did not stop within a minute of SIGINT: " + output);
+            Assert.Fail("serve did not stop within a minute of SIGTERM: " + output);
         }
     }
 
