@@ -39,6 +39,8 @@ internal sealed class CliHost : IAsyncDisposable
         var connectionString = settings.Database;
         if (connectionString is null)
         {
+            if (settings.DataDirectoryHint is { } hint)
+                Console.Error.WriteLine($"schedsync: note: {hint}");
             embedded = await EmbeddedPostgres.StartAsync(settings.DataDirectory, cancellationToken: ct);
             connectionString = embedded.ConnectionString;
         }

@@ -84,7 +84,11 @@ internal static class ServerHost
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScheduleSync");
         log.LogInformation("database: {ConnectionString}", ServerSecurity.WithoutPassword(connectionString));
         if (embedded is not null)
+        {
             log.LogInformation("embedded PostgreSQL (private: Unix socket only), data in {DataDirectory}", embedded.DataDirectory);
+            if (settings.DataDirectoryHint is { } hint)
+                log.LogInformation("note: {Hint}", hint);
+        }
         return app;
     }
 
