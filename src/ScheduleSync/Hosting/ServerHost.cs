@@ -41,7 +41,12 @@ internal static class ServerHost
         services.AddSingleton(_ => ConfigFileStore.Open(settings.ConfigPath));
         services.AddSingleton(settings.Sync);
         services.AddSingleton<TaskStore>();
-        services.AddSingleton<SyncRunner>();
+        services.AddSingleton(sp =>
+        {
+            var runner = ActivatorUtilities.CreateInstance<SyncRunner>(sp);
+            runner.Progress = new LoggingProgress(sp.GetRequiredService<ILogger<SyncRunner>>()); // a large run's phases in the log
+            return runner;
+        });
         services.AddSingleton<ConflictService>();
         services.AddSingleton(new EventOptions());
         services.AddSingleton<EventHub>();
