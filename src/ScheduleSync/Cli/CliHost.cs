@@ -22,7 +22,11 @@ internal sealed class CliHost : IAsyncDisposable
         _embedded = embedded;
         Store = ConfigFileStore.Open(settings.ConfigPath);
         Tasks = new TaskStore(dataSource);
-        Runner = new SyncRunner(dataSource, Store, syncOptions, loggers.CreateLogger<SyncRunner>());
+        Runner = new SyncRunner(dataSource, Store, syncOptions, loggers.CreateLogger<SyncRunner>())
+        {
+            // Phases of a long run on stderr when it is a terminal (issue 14); nothing in a pipe.
+            Progress = TerminalProgress.ForStandardError(),
+        };
         Conflicts = new ConflictService(Runner);
     }
 
@@ -39,6 +43,8 @@ internal sealed class CliHost : IAsyncDisposable
         var connectionString = settings.Database;
         if (connectionString is null)
         {
+            if (settings.DataDirectoryHint is { } hint)
+                Console.Error.WriteLine($"schedsync: note: {hint}");
             embedded = await EmbeddedPostgres.StartAsync(settings.DataDirectory, cancellationToken: ct);
             connectionString = embedded.ConnectionString;
         }

@@ -22,11 +22,17 @@ internal sealed record CliSettings(string ConfigPath, string? Database, string D
 
         var config = parse.GetValue(SchedSyncCommand.Config) ?? Setting("SCHEDSYNC_CONFIG", "Config") ?? "schedule_config.yml";
         var database = parse.GetValue(SchedSyncCommand.Database) ?? Setting("SCHEDSYNC_DATABASE", "Database");
-        var dataDirectory = Setting("SCHEDSYNC_DATA_DIR", "DataDirectory")
-            ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(config))!, ".schedsync", "pgdata");
+        var configuredData = Setting("SCHEDSYNC_DATA_DIR", "DataDirectory");
+        var dataDirectory = configuredData ?? Hosting.StateDirectory.DefaultDataDirectory(config);
         var sync = new SyncOptions();
         configuration.GetSection("ScheduleSync:Sync").Bind(sync);
         return new CliSettings(Path.GetFullPath(config), string.IsNullOrWhiteSpace(database) ? null : database, dataDirectory,
-            parse.GetValue(SchedSyncCommand.Json), sync);
+            parse.GetValue(SchedSyncCommand.Json), sync)
+        {
+            DataDirectoryHint = configuredData is null ? Hosting.StateDirectory.MoveHint(config) : null,
+        };
     }
+
+    /// <summary>When an older install's cluster is still in the config folder: how to move it out (one line).</summary>
+    public string? DataDirectoryHint { get; init; }
 }

@@ -5,7 +5,7 @@ namespace ScheduleSync.Hosting;
 
 /// <summary>
 /// One <c>serve</c> per config file (SPEC §8: "a second serve on the same replica refuses to start"): an exclusive
-/// <c>flock</c> on <c>.schedsync/&lt;file&gt;.serve.lock</c> next to the config, held for the server's lifetime (the
+/// <c>flock</c> on <c>serve.lock</c> in the config's state folder (see <see cref="StateDirectory"/>), held for the server's lifetime (the
 /// kernel drops it when the process dies, however it dies). The file holds the holder's PID and addresses, so the
 /// refusal can name them. One-shot commands do not take it: they run alongside a server.
 /// </summary>
@@ -25,7 +25,7 @@ internal sealed class ServeLock : IDisposable
         var configDirectory = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
         if (!Directory.Exists(configDirectory))
             throw new InvalidOperationException($"the folder of {configPath} does not exist");
-        var lockPath = Path.Combine(configDirectory, ".schedsync", Path.GetFileName(configPath) + ".serve.lock");
+        var lockPath = StateDirectory.ServeLockPath(configPath);
         Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
 
         if (FileLock.TryAcquire(lockPath) is not { } held)

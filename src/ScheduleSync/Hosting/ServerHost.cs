@@ -41,7 +41,12 @@ internal static class ServerHost
         services.AddSingleton(_ => ConfigFileStore.Open(settings.ConfigPath));
         services.AddSingleton(settings.Sync);
         services.AddSingleton<TaskStore>();
-        services.AddSingleton<SyncRunner>();
+        services.AddSingleton(sp =>
+        {
+            var runner = ActivatorUtilities.CreateInstance<SyncRunner>(sp);
+            runner.Progress = new LoggingProgress(sp.GetRequiredService<ILogger<SyncRunner>>()); // a large run's phases in the log
+            return runner;
+        });
         services.AddSingleton<ConflictService>();
         services.AddSingleton(new EventOptions());
         services.AddSingleton<EventHub>();
@@ -84,7 +89,11 @@ internal static class ServerHost
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScheduleSync");
         log.LogInformation("database: {ConnectionString}", ServerSecurity.WithoutPassword(connectionString));
         if (embedded is not null)
+        {
             log.LogInformation("embedded PostgreSQL (private: Unix socket only), data in {DataDirectory}", embedded.DataDirectory);
+            if (settings.DataDirectoryHint is { } hint)
+                log.LogInformation("note: {Hint}", hint);
+        }
         return app;
     }
 

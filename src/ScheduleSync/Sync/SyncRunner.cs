@@ -28,12 +28,16 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     public ConfigFileStore Store => store;
     public NpgsqlDataSource DataSource => dataSource;
 
+    /// <summary>Where runs report their phases (issue 14: a terminal, a server's log); null reports nothing.</summary>
+    public IProgress<SyncProgress>? Progress { get; set; }
+
     /// <param name="replacement">Restore: the content to put in place of the file, planned in <paramref name="mode"/> and
     /// written together with the exports in one write (nothing is written when the plan is refused).</param>
     public async Task<SyncResult> RunAsync(string trigger, bool force = false, bool allowMassDelete = false, string source = "yaml", CancellationToken ct = default,
         SyncMode mode = SyncMode.Normal, FileSnapshot? replacement = null)
     {
         var clock = Stopwatch.StartNew();
+        using var finished = new ProgressFinished(Progress);
         for (var attempt = 1; ; attempt++)
         {
             var result = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
@@ -84,6 +88,10 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         var run = await StartRunAsync(connection, tx, trigger, snapshot.Checksum, new ChangeContext(source, $"schedsync:{trigger}"), ct);
 
         var actions = plan.Actions;
+        var large = Math.Max(document.Entries.Count, plan.Actions.Count) >= SyncProgress.LargeRun;
+        Progress?.Report(new SyncProgress("writing", 0,
+            actions.Count(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge or SyncActionKind.ImportDelete),
+            "rows", large));
         await TaskStore.UpsertManyAsync(connection, tx,
             [.. actions.Where(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge).Select(a => a.Result!)],
             $"schedsync:{trigger}", ct);
@@ -104,6 +112,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         IReadOnlyList<string> warnings = [];
         if (exports.Count > 0 || replacement is not null)
         {
+            Progress?.Report(exports.Count > 0 ? new SyncProgress("writing the file with", 0, exports.Count, "changed tasks", large) : new SyncProgress("writing the file", Large: large));
             var (text, written) = (document.Text, document);
             if (exports.Count > 0)
             {
@@ -167,6 +176,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         ], ct);
         await FinishRunAsync(connection, tx, result, ct);
         await AfterRunAsync(connection, tx, result, ct);
+        Progress?.Report(new SyncProgress("committing", Large: large));
         Fault("before-commit");
         await tx.CommitAsync(ct);
         return result;
@@ -178,6 +188,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     public async Task<(ScheduleDocument Document, SyncPlan? Plan)> PlanAsync(bool allowMassDelete = false, FileSnapshot? snapshot = null, CancellationToken ct = default,
         SyncMode mode = SyncMode.Normal, string trigger = "cli")
     {
+        using var finished = new ProgressFinished(Progress);
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
         var (document, plan, _) = await PrepareAsync(connection, tx, snapshot ?? store.Read(), allowMassDelete, lockTable: false, ct, mode, trigger);
@@ -196,7 +207,9 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     {
         var (databaseHashes, baseHashes, open) = await ReadHashesAsync(connection, tx, lockTable, ct);
         var memory = await ReadMemoryAsync(connection, tx, ct);
-        var document = Load(snapshot);
+        var large = databaseHashes.Count >= SyncProgress.LargeRun || snapshot.Bytes.Length >= SyncProgress.LargeFileBytes;
+        var document = Load(snapshot, Progress is { } progress ? (done, total) => progress.Report(
+            new SyncProgress("validating", done, total, "tasks", large || total >= SyncProgress.LargeRun)) : null, large);
         if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
             return (document, null, open);
 
@@ -214,6 +227,8 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             if (!databaseHashes.ContainsKey(id) || !yaml.ContainsKey(id))
                 differing.Add(id);
 
+        large |= yaml.Count >= SyncProgress.LargeRun;
+        Progress?.Report(new SyncProgress("planning", 0, differing.Count, "tasks", large));
         var stored = differing.Count == 0 ? [] : await TaskStore.ListAsync(connection, tx, ct, differing);
         var bases = differing.Count == 0 ? [] : await ReadBaseAsync(connection, tx, ct, differing);
         var inputs = new SyncInputs(
@@ -254,12 +269,20 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     private volatile CachedDocument? _lastDocument;
 
     /// <summary>The parsed file for a snapshot, from the cache when the content is the same.</summary>
-    public ScheduleDocument Load(FileSnapshot snapshot)
+    public ScheduleDocument Load(FileSnapshot snapshot) => Load(snapshot, null, false);
+
+    private ScheduleDocument Load(FileSnapshot snapshot, Action<int, int>? validating, bool large)
     {
         if (_lastDocument is { } last && last.Checksum == snapshot.Checksum && snapshot.Exists)
             return last.Document;
+        if (snapshot.Exists)
+        {
+            Progress?.Report(new SyncProgress(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"parsing {Path.GetFileName(store.ConfigPath)} ({snapshot.Bytes.Length / 1024.0 / 1024.0:0.0} MB)"), Large: large));
+        }
+
         var document = snapshot.Exists
-            ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath)
+            ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath, validating: validating)
             : ScheduleLoader.Parse("", store.ConfigPath);
         if (snapshot.Exists) Remember(snapshot.Checksum, document);
         return document;
@@ -493,4 +516,10 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         [LoggerMessage(Level = LogLevel.Information, Message = "sync {Trigger}: {Status}, {Inserts} inserted, {Updates} updated, {Deletes} deleted, {Exports} exported, {NewConflicts} new conflicts, {OpenConflicts} open, {ElapsedMs:F1} ms {Error}")]
         public static partial void SyncRun(ILogger logger, string trigger, SyncStatus status, int inserts, int updates, int deletes, int exports, int newConflicts, int openConflicts, double elapsedMs, string? error);
     }
+}
+
+/// <summary>Reports the end of a run (or plan) however it ends, so a terminal's progress line is cleared.</summary>
+internal readonly struct ProgressFinished(IProgress<SyncProgress>? progress) : IDisposable
+{
+    public void Dispose() => progress?.Report(new SyncProgress(SyncProgress.FinishedPhase));
 }

@@ -492,6 +492,25 @@ internal sealed partial class ConfigFileStore
                 throw Failure("create backup directory", dir, Posix.Describe(-result), -result, unchanged: true);
             }
         }
+
+        IgnoreInGit(BackupDirectory);
+    }
+
+    /// <summary>
+    /// Makes the rotation folder self-ignoring (a <c>.gitignore</c> holding <c>*</c>, as Python's venv does), so a
+    /// config folder kept in git never shows the backups as untracked. Best effort: a backup is no worse without it.
+    /// </summary>
+    private static void IgnoreInGit(string directory)
+    {
+        var path = Path.Combine(directory, ".gitignore");
+        if (File.Exists(path)) return;
+        try
+        {
+            File.WriteAllText(path, "# Written by schedsync: backups of the config file, not for version control.\n*\n");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
     }
 
     private const string BackupTimeFormat = "yyyyMMdd'T'HHmmssfffffff'Z'";

@@ -41,7 +41,9 @@ internal static partial class ScheduleLoader
         return Load(snapshot.Bytes.Span, path, limits);
     }
 
-    public static ScheduleDocument Load(ReadOnlySpan<byte> bytes, string path, LoaderLimits? limits = null)
+    /// <param name="validating">Progress of the validation (tasks done, tasks in all): called before the first task and
+    /// every few thousand; null (the default) when nobody watches.</param>
+    public static ScheduleDocument Load(ReadOnlySpan<byte> bytes, string path, LoaderLimits? limits = null, Action<int, int>? validating = null)
     {
         limits ??= LoaderLimits.Default;
         if (bytes.Length > limits.MaxFileBytes)
@@ -51,11 +53,11 @@ internal static partial class ScheduleLoader
             bytes = bytes[3..];
         if (!TryDecodeUtf8(bytes, out var text, out var problem))
             return Failed(path, "", problem!);
-        return Parse(text, path, limits);
+        return Parse(text, path, limits, validating);
     }
 
-    public static ScheduleDocument Parse(string text, string path, LoaderLimits? limits = null) =>
-        new Walker(text, path, limits ?? LoaderLimits.Default).Run();
+    public static ScheduleDocument Parse(string text, string path, LoaderLimits? limits = null, Action<int, int>? validating = null) =>
+        new Walker(text, path, limits ?? LoaderLimits.Default, validating).Run();
 
     private static ScheduleDocument Failed(string path, string text, YamlProblem problem) =>
         new() { Path = path, Text = text, Entries = [], Problems = [problem] };
@@ -128,8 +130,10 @@ internal static partial class ScheduleLoader
 
     private sealed class AbortException : Exception;
 
-    private sealed class Walker(string text, string path, LoaderLimits limits)
+    private sealed class Walker(string text, string path, LoaderLimits limits, Action<int, int>? validating = null)
     {
+        private const int ProgressEvery = 5_000;
+
         private readonly List<YamlProblem> _problems = [];
         private readonly List<(TaskDraft Draft, int KeyIndex, int EndIndex, int Line, int Column, TaskLayout? Layout)> _drafts = [];
         private readonly Dictionary<string, (int Line, int Column)> _fieldMarks = [];
@@ -157,6 +161,8 @@ internal static partial class ScheduleLoader
             var timezone = _defaultTimezone ?? "UTC";
             foreach (var (draft, keyIndex, endIndex, line, column, layout) in _drafts)
             {
+                if (validating is not null && entries.Count % ProgressEvery == 0)
+                    validating(entries.Count, _drafts.Count);
                 var task = draft.Build(timezone, (field, message) =>
                 {
                     var (l, c) = _fieldMarks.TryGetValue(draft.Id + "\0" + field, out var mark) ? mark : (line, column);

@@ -286,7 +286,7 @@ public sealed class EmbeddedClusterProcessTests
         return temp;
     }
 
-    private static string DataDirectory(TempDirectory temp) => Path.Combine(temp.Path, ".schedsync", "pgdata");
+    private static string DataDirectory(TempDirectory temp) => StateDirectory.DefaultDataDirectory(temp.File("schedule_config.yml"));
 
     private static StringContent TaskJson(string id) => new(
         JsonSerializer.Serialize(new { id, schedule = "0 3 * * *", command = "echo " + id }), Encoding.UTF8, "application/json");

@@ -15,9 +15,16 @@ internal sealed class TempDirectory : IDisposable
 
     public void Dispose()
     {
+        // The state folder (embedded cluster, serve lock) of a config file in here goes too.
+        Delete(ScheduleSync.Hosting.StateDirectory.ForConfig(File("schedule_config.yml")));
+        Delete(Path);
+    }
+
+    private static void Delete(string path)
+    {
         try
         {
-            Directory.Delete(Path, recursive: true);
+            Directory.Delete(path, recursive: true);
         }
         catch (DirectoryNotFoundException)
         {
@@ -28,7 +35,7 @@ internal sealed class TempDirectory : IDisposable
             Thread.Sleep(200);
             try
             {
-                Directory.Delete(Path, recursive: true);
+                Directory.Delete(path, recursive: true);
             }
             catch (IOException)
             {

@@ -151,7 +151,9 @@ public sealed class ConfigFileStoreTests : IDisposable
         Assert.Equal([versions[5], versions[4], versions[3]], backups.Select(b => File.ReadAllText(b.Path)));
         Assert.True(backups[0].TimeUtc > backups[1].TimeUtc && backups[1].TimeUtc > backups[2].TimeUtc);
         Assert.All(backups, b => Assert.Equal(new FileInfo(b.Path).Length, b.Size));
-        Assert.Equal(3, Directory.GetFiles(store.BackupDirectory).Length);
+        // The three backups, and the .gitignore that keeps the folder out of git (issue 14).
+        Assert.Equal(3, Directory.GetFiles(store.BackupDirectory).Count(f => Path.GetFileName(f) != ".gitignore"));
+        Assert.Equal("*", File.ReadAllLines(Path.Combine(store.BackupDirectory, ".gitignore")).Last());
         Assert.Equal(Path.Combine(_folder.Path, ".schedsync-backups", "schedule_config.yml"), store.BackupDirectory);
     }
 
