@@ -22,6 +22,7 @@ internal static class ServeCommand
             WebApplication? app = null;
             try
             {
+                CliErrors.Preflight(settings);
                 server.Token = ResolveToken(parse.GetValue(token), parse.GetValue(tokenFile)) ?? server.Token;
                 app = await ServerHost.BuildServerAsync(settings, server, ct: ct);
                 try
@@ -37,10 +38,10 @@ internal static class ServeCommand
                 await app.WaitForShutdownAsync(CancellationToken.None);
                 return ExitCodes.Success;
             }
-            catch (Exception e) when (e is InvalidOperationException or EmbeddedPostgresException or Npgsql.NpgsqlException or IOException or TokenFileException)
+            catch (Exception e) when (e is TokenFileException || CliErrors.Describe(e, settings) is not null)
             {
-                Console.Error.WriteLine($"schedsync: {e.Message}");
-                return ExitCodes.Error;
+                Console.Error.WriteLine($"schedsync: {(e is TokenFileException ? e.Message : CliErrors.Describe(e, settings))}");
+                return e is CliException cli ? cli.ExitCode : ExitCodes.Error;
             }
             finally
             {
