@@ -39,6 +39,12 @@ internal static class ServeCommand
                 await app.WaitForShutdownAsync(CancellationToken.None);
                 return ExitCodes.Success;
             }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                // Kestrel could not bind (an address of no interface here, say): the address is the thing to fix.
+                Console.Error.WriteLine($"schedsync: cannot listen on {server.Urls}: {e.Message} (check --urls or SCHEDSYNC_URLS)");
+                return ExitCodes.Error;
+            }
             catch (Exception e) when (e is TokenFileException || CliErrors.Describe(e, settings) is not null)
             {
                 Console.Error.WriteLine($"schedsync: {(e is TokenFileException ? e.Message : CliErrors.Describe(e, settings))}");

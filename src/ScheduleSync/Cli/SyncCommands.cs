@@ -280,7 +280,7 @@ internal static class SyncCommands
             return conflicts.Any(c => c.Status == "open") ? ExitCodes.ConflictsOpen : ExitCodes.Success;
         });
 
-        var showId = new Argument<long>("id");
+        var showId = new Argument<long>("id") { Description = "The conflict id (see `conflicts list`)" };
         var show = new Command("show", "One conflict with its base, file and database versions, field by field") { showId };
         Run(show, async (parse, host, ct) =>
         {
@@ -298,7 +298,7 @@ internal static class SyncCommands
             return ExitCodes.Success;
         });
 
-        var resolveId = new Argument<long>("id");
+        var resolveId = new Argument<long>("id") { Description = "The conflict id (see `conflicts list`)" };
         var keep = new Option<string>("--keep") { Description = "yaml, db or merge", Required = true };
         keep.AcceptOnlyFromAmong("yaml", "db", "merge");
         var set = new Option<string[]>("--set") { Description = "field=value for a field changed on both sides (JSON for non-text fields)", AllowMultipleArgumentsPerToken = false };
