@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Text.Json;
 using Npgsql;
 using ScheduleSync.Hosting;
 
@@ -21,18 +20,27 @@ internal static class DbCommand
         command.SetAction(parse =>
         {
             var settings = CliSettings.From(parse);
+            try
+            {
+                CliErrors.Preflight(settings, needsConfigFolder: false);
+            }
+            catch (CliException e)
+            {
+                Console.Error.WriteLine($"schedsync: {e.Message}");
+                return e.ExitCode;
+            }
             var (connectionString, embedded, running) = settings.Database is { } configured
                 ? (WithoutPassword(configured), false, (bool?)null)
                 : (EmbeddedPostgres.OwnerConnectionString(settings.DataDirectory), true, EmbeddedPostgres.IsRunning(settings.DataDirectory));
             if (settings.Json)
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                CliJson.Print(new
                 {
                     connection_string = connectionString,
                     embedded,
                     data_directory = embedded ? Path.GetFullPath(settings.DataDirectory) : null,
                     running,
-                }));
+                });
                 return ExitCodes.Success;
             }
 
@@ -55,13 +63,14 @@ internal static class DbCommand
             var settings = CliSettings.From(parse);
             try
             {
+                CliErrors.Preflight(settings, needsConfigFolder: settings.Database is null);
                 if (settings.Database is { } configured)
                     return await RunPsqlAsync(EmbeddedPostgres.FindPsql(null), configured, parse.UnmatchedTokens);
                 // The cluster runs for the session (started if need be) and stops after it if nobody else uses it.
                 await using var cluster = await EmbeddedPostgres.StartAsync(settings.DataDirectory, cancellationToken: ct);
                 return await RunPsqlAsync(EmbeddedPostgres.FindPsql(cluster.DataDirectory), cluster.ConnectionString, parse.UnmatchedTokens);
             }
-            catch (Exception e) when (e is EmbeddedPostgresException or IOException or System.ComponentModel.Win32Exception)
+            catch (Exception e) when (e is EmbeddedPostgresException or IOException or System.ComponentModel.Win32Exception or CliException)
             {
                 Console.Error.WriteLine($"schedsync: {e.Message}");
                 return ExitCodes.Error;

@@ -36,6 +36,7 @@ internal static class SchedSyncCommand
             ValidateCommand(),
             ServeCommand.Build(),
             DbCommand.Build(),
+            InitCommand.Build(),
         };
         foreach (var command in SyncCommands.All())
             root.Subcommands.Add(command);
@@ -54,6 +55,17 @@ internal static class SchedSyncCommand
                 return ExitCodes.Error;
             }
             var document = ScheduleLoader.LoadFile(settings.ConfigPath);
+            if (settings.Json)
+            {
+                CliJson.Print(new
+                {
+                    path = settings.ConfigPath,
+                    valid = document.IsValid,
+                    tasks = document.Entries.Count,
+                    problems = document.Problems.Select(p => new { line = p.Line, column = p.Column, message = p.Message, task_id = p.TaskId }),
+                });
+                return document.IsValid ? ExitCodes.Success : ExitCodes.InvalidFile;
+            }
             foreach (var line in document.FormatProblems())
                 Console.WriteLine(line);
             if (!document.IsValid)

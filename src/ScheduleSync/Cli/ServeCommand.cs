@@ -22,6 +22,8 @@ internal static class ServeCommand
             WebApplication? app = null;
             try
             {
+                CliErrors.Preflight(settings);
+                CheckPortsFree(server.Urls);
                 server.Token = ResolveToken(parse.GetValue(token), parse.GetValue(tokenFile)) ?? server.Token;
                 app = await ServerHost.BuildServerAsync(settings, server, ct: ct);
                 try
@@ -38,10 +40,16 @@ internal static class ServeCommand
                 await app.WaitForShutdownAsync(ct);
                 return ExitCodes.Success;
             }
-            catch (Exception e) when (e is InvalidOperationException or EmbeddedPostgresException or Npgsql.NpgsqlException or IOException or TokenFileException)
+            catch (System.Net.Sockets.SocketException e)
             {
-                Console.Error.WriteLine($"schedsync: {e.Message}");
+                // Kestrel could not bind (an address of no interface here, say): the address is the thing to fix.
+                Console.Error.WriteLine($"schedsync: cannot listen on {server.Urls}: {e.Message} (check --urls or SCHEDSYNC_URLS)");
                 return ExitCodes.Error;
+            }
+            catch (Exception e) when (e is TokenFileException || CliErrors.Describe(e, settings) is not null)
+            {
+                Console.Error.WriteLine($"schedsync: {(e is TokenFileException ? e.Message : CliErrors.Describe(e, settings))}");
+                return e is CliException cli ? cli.ExitCode : ExitCodes.Error;
             }
             finally
             {
@@ -80,6 +88,48 @@ internal static class ServeCommand
         if (trimmed.Any(char.IsControl) || trimmed.Trim().Length != trimmed.Length)
             throw new TokenFileException($"the token file {path} ({source}) must hold the token alone on one line (no spaces or control characters around it)");
         return trimmed;
+    }
+
+    /// <summary>
+    /// Fails before the database is started when an address of <paramref name="urls"/> is already taken (Kestrel would
+    /// find out only after the start-up sync, and log its stack trace). Names it cannot bind itself are left to Kestrel.
+    /// </summary>
+    private static void CheckPortsFree(string urls)
+    {
+        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            Microsoft.AspNetCore.Http.BindingAddress address;
+            try
+            {
+                address = Microsoft.AspNetCore.Http.BindingAddress.Parse(url);
+            }
+            catch (FormatException e)
+            {
+                throw new CliException($"--urls: '{url}' is not a URL like http://127.0.0.1:5080 ({e.Message})");
+            }
+            if (address.IsUnixPipe || address.Port == 0) continue;
+            System.Net.IPAddress ip;
+            if (address.Host is "*" or "+" or "0.0.0.0") ip = System.Net.IPAddress.Any;
+            else if (address.Host is "localhost") ip = System.Net.IPAddress.Loopback;
+            else if (!System.Net.IPAddress.TryParse(address.Host.Trim('[', ']'), out ip!)) continue;
+            var listener = new System.Net.Sockets.TcpListener(ip, address.Port) { ExclusiveAddressUse = false };
+            try
+            {
+                listener.Start();
+            }
+            catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+            {
+                throw new CliException($"cannot listen on {url}: the address is already in use — another program (perhaps another `schedsync serve`) has port {address.Port}; stop it or choose another address with --urls or SCHEDSYNC_URLS");
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                continue; // not ours to judge (no such interface, permission): Kestrel says what is wrong
+            }
+            finally
+            {
+                listener.Stop();
+            }
+        }
     }
 
     private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;
@@ -12,13 +11,7 @@ namespace ScheduleSync.Cli;
 /// <summary>The one-shot commands that work on both sides: sync, plan, status, history, conflicts, restore, export.</summary>
 internal static class SyncCommands
 {
-    private static readonly JsonSerializerOptions JsonOutput = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
+    private static readonly JsonSerializerOptions JsonOutput = CliJson.Options;
 
     private static readonly Option<bool> AllowMassDelete = new("--allow-mass-delete")
     {
@@ -33,29 +26,43 @@ internal static class SyncCommands
         command.SetAction(async (parse, ct) =>
         {
             var settings = CliSettings.From(parse);
-            try
+            return await CliErrors.GuardAsync(settings, async () =>
             {
+                CliErrors.Preflight(settings);
                 await using var host = await CliHost.OpenAsync(settings, ct);
                 return await body(parse, host, ct);
-            }
-            catch (Exception e) when (IsReportable(e))
-            {
-                Console.Error.WriteLine($"schedsync: {e.Message}");
-                return ExitCodes.Error;
-            }
+            });
         });
 
-    /// <summary>Failures a command reports as one line and exit code 1 (anything else is a bug and keeps its stack trace).</summary>
-    private static bool IsReportable(Exception e) =>
-        e is Hosting.EmbeddedPostgresException or Npgsql.NpgsqlException or FileLockTimeoutException or ResolutionException
-            or ConflictNotFoundException or IOException or InvalidOperationException or InvalidDataException; // FileStoreException is an IOException
+    private static readonly Option<bool> Init = new("--init")
+    {
+        Description = "Create the file when it does not exist and the database has no tasks (instead of failing)",
+    };
+
+    /// <summary>
+    /// A missing file next to an empty database is a mistake (a wrong --config, a forgotten checkout) unless creating
+    /// it is asked for; with tasks in the database the sync writes them to a new file as before.
+    /// </summary>
+    internal static async Task<bool> EnsureFileAsync(CliHost host, bool create, CancellationToken ct)
+    {
+        if (File.Exists(host.Settings.ConfigPath)) return false;
+        var databaseTasks = (await host.Tasks.ListAsync(ct)).Count;
+        if (databaseTasks > 0) return false;
+        if (!create)
+            throw new CliException($"{host.Settings.ConfigPath}: no such file, and the database has no tasks; "
+                + "run `schedsync init` (or `schedsync sync --init`) to create it, or check --config");
+        InitCommand.CreateFile(host.Store, InitCommand.MinimalFile);
+        return true;
+    }
 
     private static Command Sync()
     {
         var force = new Option<bool>("--force") { Description = "Run even when neither side changed since the last sync" };
-        var command = new Command("sync", "Run a three-way sync now (for cron or a systemd timer)") { AllowMassDelete, force };
+        var command = new Command("sync", "Run a three-way sync now (for cron or a systemd timer)") { AllowMassDelete, force, Init };
         Run(command, async (parse, host, ct) =>
         {
+            if (await EnsureFileAsync(host, parse.GetValue(Init), ct) && !host.Settings.Json)
+                Console.WriteLine($"created {host.Settings.ConfigPath}");
             var result = await host.Runner.RunAsync("cli", parse.GetValue(force), parse.GetValue(AllowMassDelete), ct: ct);
             if (host.Settings.Json)
                 Console.WriteLine(JsonSerializer.Serialize(Summary(result), JsonOutput));
@@ -193,9 +200,10 @@ internal static class SyncCommands
                 text.Append(CultureInfo.InvariantCulture, $"    {field}: {from ?? "(none)"} -> {to ?? "(none)"}\n");
         }
         var changes = plan.Changes.Count(a => a.Kind is not (SyncActionKind.SetBase or SyncActionKind.DropBase));
+        // Counted as `status` counts pending work (SyncStatusReader): a merge changes both sides.
         text.Append(CultureInfo.InvariantCulture, $"{(changes == 0 ? "nothing to do" : $"{changes} change(s)")}: "
-            + $"{plan.Count(SyncActionKind.ImportInsert) + plan.Count(SyncActionKind.ImportUpdate) + plan.Count(SyncActionKind.ImportDelete)} to the database, "
-            + $"{plan.Count(SyncActionKind.ExportAdd) + plan.Count(SyncActionKind.ExportUpdate) + plan.Count(SyncActionKind.ExportRemove)} to the file, "
+            + $"{plan.Actions.Count(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.ImportDelete or SyncActionKind.Merge)} to the database, "
+            + $"{plan.Actions.Count(a => a.ChangesFile)} to the file, "
             + $"{plan.Count(SyncActionKind.Merge)} merge(s), {plan.Count(SyncActionKind.Conflict)} new conflict(s), {plan.Count(SyncActionKind.Frozen)} task(s) frozen by open conflicts\n");
         if (plan.Refusal is not null)
             text.Append(CultureInfo.InvariantCulture, $"REFUSED: {plan.Refusal}\n");
@@ -224,7 +232,12 @@ internal static class SyncCommands
                 foreach (var run in status.RecentRuns)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {run.Id} {run.Trigger} {run.Status} at {run.StartedAt:u}: +{run.Inserts} ~{run.Updates} -{run.Deletes} exported {run.Exports}, conflicts {run.Conflicts}{(run.Error is null ? "" : " — " + run.Error)}"));
             }
-            return status.OpenConflicts > 0 ? ExitCodes.ConflictsOpen : !status.FileValid ? ExitCodes.InvalidFile
+            if (!status.FileExists)
+            {
+                Console.Error.WriteLine($"schedsync: {status.ConfigPath}: no such file (`schedsync init` creates it)");
+                return ExitCodes.Error;
+            }
+            return !status.FileValid ? ExitCodes.InvalidFile : status.OpenConflicts > 0 ? ExitCodes.ConflictsOpen
                 : status.InvalidTasks.Count > 0 || status.Refusal is not null ? ExitCodes.Error : ExitCodes.Success;
         });
         return command;
@@ -239,7 +252,7 @@ internal static class SyncCommands
         {
             var entries = await host.Tasks.HistoryAsync(parse.GetValue(task), parse.GetValue(limit), ct);
             if (host.Settings.Json)
-                Console.WriteLine(JsonSerializer.Serialize(entries, JsonOutput));
+                Console.WriteLine(JsonSerializer.Serialize(entries.Select(CliJson.History), JsonOutput));
             else
                 foreach (var e in entries)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{e.At:u} {e.TaskId} {e.Action} by {e.Actor} via {e.Source}{(e.SyncRunId is { } run ? $" (sync run {run})" : "")}"));
@@ -259,13 +272,15 @@ internal static class SyncCommands
             var conflicts = await host.Conflicts.ListAsync(parse.GetValue(all) ? null : "open", ct);
             if (host.Settings.Json)
                 Console.WriteLine(JsonSerializer.Serialize(conflicts.Select(ConflictJson), JsonOutput));
+            else if (conflicts.Count == 0)
+                Console.WriteLine(parse.GetValue(all) ? "no conflicts" : "no open conflicts");
             else
                 foreach (var c in conflicts)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{c.Id} {c.TaskId} {c.Status} detected {c.DetectedAt:u} fields: {string.Join(", ", c.Differences().Select(d => d.Field))}"));
             return conflicts.Any(c => c.Status == "open") ? ExitCodes.ConflictsOpen : ExitCodes.Success;
         });
 
-        var showId = new Argument<long>("id");
+        var showId = new Argument<long>("id") { Description = "The conflict id (see `conflicts list`)" };
         var show = new Command("show", "One conflict with its base, file and database versions, field by field") { showId };
         Run(show, async (parse, host, ct) =>
         {
@@ -276,12 +291,14 @@ internal static class SyncCommands
                 return ExitCodes.Success;
             }
             Console.WriteLine($"conflict {c.Id} on task '{c.TaskId}': {c.Status}, detected {c.DetectedAt:u}{(c.Choice is null ? "" : $", resolved {c.Choice} by {c.ResolvedBy}")}");
+            if (DeletedOn(c) is { } deleted)
+                Console.WriteLine(deleted == "yaml" ? "  deleted in the file, changed in the database" : "  deleted in the database, changed in the file");
             foreach (var d in c.Differences())
                 Console.WriteLine($"  {(d.ChangedOnBothSides ? "!" : " ")} {d.Field}: base {d.Base ?? "(none)"} | file {d.Yaml ?? "(none)"} | database {d.Database ?? "(none)"}");
             return ExitCodes.Success;
         });
 
-        var resolveId = new Argument<long>("id");
+        var resolveId = new Argument<long>("id") { Description = "The conflict id (see `conflicts list`)" };
         var keep = new Option<string>("--keep") { Description = "yaml, db or merge", Required = true };
         keep.AcceptOnlyFromAmong("yaml", "db", "merge");
         var set = new Option<string[]>("--set") { Description = "field=value for a field changed on both sides (JSON for non-text fields)", AllowMultipleArgumentsPerToken = false };
@@ -291,7 +308,10 @@ internal static class SyncCommands
             var choice = parse.GetValue(keep) switch { "yaml" => ResolutionChoice.KeepYaml, "db" => ResolutionChoice.KeepDb, _ => ResolutionChoice.Merge };
             var fields = ParseSetValues(parse.GetValue(set) ?? []);
             var resolved = await host.Conflicts.ResolveAsync(parse.GetValue(resolveId), choice, fields, $"cli:{Environment.UserName}", ct);
-            Console.WriteLine($"conflict {resolved.Id} on task '{resolved.TaskId}' resolved: {resolved.Choice}");
+            if (host.Settings.Json)
+                Console.WriteLine(JsonSerializer.Serialize(ConflictJson(resolved), JsonOutput));
+            else
+                Console.WriteLine($"conflict {resolved.Id} on task '{resolved.TaskId}' resolved: {resolved.Choice}");
             return ExitCodes.Success;
         });
 
@@ -310,12 +330,17 @@ internal static class SyncCommands
         @base = TaskJsonElement(c.Base),
         yaml = TaskJsonElement(c.Yaml),
         db = TaskJsonElement(c.Database),
-        diff = c.Differences(),
+        deleted_on = DeletedOn(c),
+        diff = c.Differences().Select(CliJson.Difference),
         choice = c.Choice,
         result = TaskJsonElement(c.Result),
         resolved_by = c.ResolvedBy,
         resolved_at = c.ResolvedAt,
     };
+
+    /// <summary>Which side deleted the task in a delete-vs-modify conflict: "yaml", "db", or null.</summary>
+    internal static string? DeletedOn(ConflictRecord c) =>
+        c.Base is null ? null : c.Yaml is null && c.Database is not null ? "yaml" : c.Database is null && c.Yaml is not null ? "db" : null;
 
     internal static JsonElement? TaskJsonElement(TaskDefinition? task) =>
         task is null ? null : JsonDocument.Parse(task.CanonicalJson()).RootElement.Clone();
@@ -357,15 +382,22 @@ internal static class SyncCommands
         command.SetAction(async (parse, ct) =>
         {
             var settings = CliSettings.From(parse);
+            return await CliErrors.GuardAsync(settings, async () =>
+            {
+            CliErrors.Preflight(settings);
             var store = ConfigFileStore.Open(settings.ConfigPath);
             var backups = store.ListBackups();
             if (parse.GetValue(listOption))
             {
-                foreach (var b in backups)
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b.Path}  {b.TimeUtc:u}  {b.ChecksumPrefix}  {b.Size} bytes"));
+                if (settings.Json)
+                    Console.WriteLine(JsonSerializer.Serialize(backups.Select(b => new { path = b.Path, time = b.TimeUtc, checksum_prefix = b.ChecksumPrefix, size = b.Size }), JsonOutput));
+                else if (backups.Count == 0)
+                    Console.WriteLine($"no backups of {settings.ConfigPath} in {store.BackupDirectory}");
+                else
+                    foreach (var b in backups)
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{b.Path}  {b.TimeUtc:u}  {b.ChecksumPrefix}  {b.Size} bytes"));
                 return ExitCodes.Success;
             }
-            try
             {
                 var chosen = parse.GetValue(backup) ?? NewestValidBackup(store, backups);
                 if (chosen is null)
@@ -387,7 +419,7 @@ internal static class SyncCommands
                 {
                     // Applying an old version to the database is an explicit act: the plan is shown first.
                     var (_, plan) = await host.Runner.PlanAsync(parse.GetValue(AllowMassDelete), content, ct, mode);
-                    Console.Write(RenderPlan(plan!));
+                    if (!settings.Json) Console.Write(RenderPlan(plan!));
                     if (plan!.IsRefused)
                     {
                         Console.Error.WriteLine($"schedsync: {plan.Refusal}; nothing was restored");
@@ -395,6 +427,11 @@ internal static class SyncCommands
                     }
                 }
                 var result = await host.Runner.RunAsync("cli", force: true, parse.GetValue(AllowMassDelete), source: "restore", ct: ct, mode: mode, replacement: content);
+                if (settings.Json)
+                {
+                    Console.WriteLine(JsonSerializer.Serialize(new { restored_from = result.Status == SyncStatus.Completed ? chosen : null, database_reverted = mode == SyncMode.PreferFile, sync = Summary(result) }, JsonOutput));
+                    return ExitCode(result);
+                }
                 if (result.Status == SyncStatus.Completed)
                     Console.WriteLine($"restored {settings.ConfigPath} from {chosen}"
                         + (mode == SyncMode.PreferFile ? "; the database now holds the backup's version" : $"; {result.Exports} task(s) written from the database, which was kept"));
@@ -403,11 +440,7 @@ internal static class SyncCommands
                 PrintResult(settings.ConfigPath, result);
                 return ExitCode(result);
             }
-            catch (Exception e) when (IsReportable(e))
-            {
-                Console.Error.WriteLine($"schedsync: {e.Message}");
-                return ExitCodes.Error;
-            }
+            });
         });
         return command;
     }
@@ -440,7 +473,14 @@ internal static class SyncCommands
         Run(command, async (parse, host, ct) =>
         {
             var tasks = await host.Tasks.ListAsync(ct);
-            var text = ScheduleWriter.WriteNew(tasks.Where(t => t.Task is not null).Select(t => t.Task!));
+            var text = host.Settings.Json
+                ? JsonSerializer.Serialize(new
+                {
+                    version = 1,
+                    tasks = tasks.Where(t => t.Task is not null).ToDictionary(t => t.Id, t => TaskJsonElement(t.Task)),
+                    skipped = tasks.Where(t => t.Task is null).Select(t => new { id = t.Id, problems = t.Problems }),
+                }, JsonOutput) + "\n"
+                : ScheduleWriter.WriteNew(tasks.Where(t => t.Task is not null).Select(t => t.Task!));
             if (parse.GetValue(output) is { } path) await File.WriteAllTextAsync(path, text, ct);
             else Console.Write(text);
             foreach (var invalid in tasks.Where(t => t.Task is null))

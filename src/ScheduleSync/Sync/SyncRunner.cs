@@ -481,7 +481,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     private static async Task FinishRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, SyncResult result, CancellationToken ct)
     {
         await using var command = new NpgsqlCommand("""
-            UPDATE sync_runs SET finished_at = now(), status = 'completed', inserts = $2, updates = $3, deletes = $4, exports = $5, conflicts = $6, checksum_after = $7
+            UPDATE sync_runs SET finished_at = clock_timestamp(), status = 'completed', inserts = $2, updates = $3, deletes = $4, exports = $5, conflicts = $6, checksum_after = $7
             WHERE id = $1
             """, connection, tx);
         var p = command.Parameters;

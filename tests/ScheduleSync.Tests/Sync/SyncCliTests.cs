@@ -137,7 +137,7 @@ public class SyncCliTests
         var again = await CliAsync(bed, "conflicts", "resolve", id, "--keep", "db");
 
         AssertExit(0, after);
-        Assert.Equal("", after.Stdout);
+        Assert.Equal("no open conflicts\n", after.Stdout);
         AssertExit(1, again);
         Assert.Contains("already resolved", again.Stderr, StringComparison.Ordinal);
     }
