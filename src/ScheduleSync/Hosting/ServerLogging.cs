@@ -41,7 +41,8 @@ internal static partial class ServerLogging
                 o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
                 o.UseUtcTimestamp = true;
                 o.IncludeScopes = false;
-                o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false };
+                // Plain text in messages ('x' and +, not \u0027 and \u002B): the output is a log, never embedded in HTML.
+                o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
             });
             return;
         }
@@ -63,7 +64,8 @@ internal static partial class ServerLogging
             .WithMetrics(m =>
             {
                 m.AddMeter(Telemetry.Name, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.Http.Connections");
-                m.AddPrometheusExporter();
+                // No response cache (default 300 ms): a scrape right after a sync shows it; scrapes come every few seconds at most.
+                m.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
                 if (otlp) m.AddOtlpExporter();
             });
         if (otlp)
