@@ -207,7 +207,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
 
     private static partial class Log
     {
-        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger} failed, nothing was synced: {Reason}")]
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger} failed, nothing was synced (retrying until a run succeeds): {Reason}")]
         public static partial void SyncFailed(ILogger logger, string trigger, string reason);
 
         [LoggerMessage(Level = LogLevel.Error, Message = "sync {Trigger} failed")]
@@ -216,7 +216,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
         [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger}: could not record its sync_error event: {Reason}")]
         public static partial void EventFailed(ILogger logger, string trigger, string reason);
 
-        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger} will be retried in {DelayMs} ms")]
+        [LoggerMessage(Level = LogLevel.Debug, Message = "sync {Trigger} will be retried in {DelayMs} ms")]
         public static partial void RetryScheduled(ILogger logger, string trigger, double delayMs);
     }
 }
