@@ -37,7 +37,17 @@ internal static class ServeCommand
                     await app.StopAsync(CancellationToken.None);
                     throw;
                 }
-                await app.WaitForShutdownAsync(CancellationToken.None);
+                // Ctrl+C / SIGINT stops the server gracefully, like SIGTERM (System.CommandLine's handler is off for serve).
+                ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; app.Lifetime.StopApplication(); };
+                Console.CancelKeyPress += onCancel;
+                try
+                {
+                    await app.WaitForShutdownAsync(CancellationToken.None);
+                }
+                finally
+                {
+                    Console.CancelKeyPress -= onCancel;
+                }
                 return ExitCodes.Success;
             }
             catch (Exception e) when (e is InvalidOperationException or EmbeddedPostgresException or Npgsql.NpgsqlException or IOException or TokenFileException)
