@@ -37,17 +37,7 @@ internal static class ServeCommand
                     await app.StopAsync(CancellationToken.None);
                     throw;
                 }
-                // Ctrl+C / SIGINT stops the server gracefully, like SIGTERM (System.CommandLine's handler is off for serve).
-                ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; app.Lifetime.StopApplication(); };
-                Console.CancelKeyPress += onCancel;
-                try
-                {
-                    await app.WaitForShutdownAsync(CancellationToken.None);
-                }
-                finally
-                {
-                    Console.CancelKeyPress -= onCancel;
-                }
+                await app.WaitForShutdownAsync(CancellationToken.None);
                 return ExitCodes.Success;
             }
             catch (Exception e) when (e is InvalidOperationException or EmbeddedPostgresException or Npgsql.NpgsqlException or IOException or TokenFileException)
