@@ -11,7 +11,9 @@ internal static class ServeCommand
         var token = new Option<string?>("--token") { Description = "API bearer token (env SCHEDSYNC_TOKEN; visible in process listings: prefer --token-file); without one, only loopback addresses are allowed" };
         var tokenFile = new Option<string?>("--token-file") { Description = "Read the API bearer token from this file (env SCHEDSYNC_TOKEN_FILE); a trailing newline is ignored" };
         var urls = new Option<string?>("--urls") { Description = "Where to listen (env SCHEDSYNC_URLS or ASPNETCORE_URLS; default http://127.0.0.1:5080)" };
-        var command = new Command("serve", "Run the server: REST API, WebSocket events, file watcher, NOTIFY listener, periodic sync") { token, tokenFile, urls };
+        var logFormat = new Option<string?>("--log-format") { Description = "Log lines as text (default) or json, one object per line (env SCHEDSYNC_LOG_FORMAT)" };
+        logFormat.AcceptOnlyFromAmong(ServerLogging.Text, ServerLogging.Json);
+        var command = new Command("serve", "Run the server: REST API, WebSocket events, file watcher, NOTIFY listener, periodic sync, /metrics") { token, tokenFile, urls, logFormat };
         command.SetAction(async (parse, ct) =>
         {
             var settings = CliSettings.From(parse);
@@ -25,6 +27,7 @@ internal static class ServeCommand
                 CliErrors.Preflight(settings);
                 CheckPortsFree(server.Urls);
                 server.Token = ResolveToken(parse.GetValue(token), parse.GetValue(tokenFile)) ?? server.Token;
+                server.LogFormat = ServerLogging.ResolveFormat(parse.GetValue(logFormat), CliSettings.Configuration());
                 app = await ServerHost.BuildServerAsync(settings, server, ct: ct);
                 try
                 {

@@ -54,7 +54,11 @@ internal sealed partial class EventFeedService(EventHub hub, NpgsqlDataSource da
             }
             catch (Exception e)
             {
-                Log.ListenFailed(logger, e, backoff.TotalMilliseconds);
+                // Expected while the database restarts: one line, no stack trace.
+                if (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException or ObjectDisposedException)
+                    Log.ListenFailed(logger, e.Message, backoff.TotalMilliseconds);
+                else
+                    Log.ListenCrashed(logger, e, backoff.TotalMilliseconds);
                 await Task.Delay(backoff, stoppingToken);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
             }
@@ -73,8 +77,11 @@ internal sealed partial class EventFeedService(EventHub hub, NpgsqlDataSource da
 
     private static partial class Log
     {
-        [LoggerMessage(Level = LogLevel.Warning, Message = "event log LISTEN connection lost; reconnecting in {DelayMs} ms")]
-        public static partial void ListenFailed(ILogger logger, Exception exception, double delayMs);
+        [LoggerMessage(Level = LogLevel.Warning, Message = "event log LISTEN connection lost ({Reason}); reconnecting in {DelayMs} ms")]
+        public static partial void ListenFailed(ILogger logger, string reason, double delayMs);
+
+        [LoggerMessage(Level = LogLevel.Error, Message = "event log LISTEN connection failed; reconnecting in {DelayMs} ms")]
+        public static partial void ListenCrashed(ILogger logger, Exception exception, double delayMs);
 
         [LoggerMessage(Level = LogLevel.Debug, Message = "pruned {Count} events from the event log")]
         public static partial void Pruned(ILogger logger, int count);

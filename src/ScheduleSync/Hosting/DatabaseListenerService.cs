@@ -42,7 +42,11 @@ internal sealed partial class DatabaseListenerService(SyncCoordinator coordinato
             }
             catch (Exception e)
             {
-                Log.ListenFailed(logger, e, backoff.TotalMilliseconds);
+                // Expected while the database restarts (the embedded cluster's watchdog brings it back): one line.
+                if (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException or ObjectDisposedException)
+                    Log.ListenFailed(logger, e.Message, backoff.TotalMilliseconds);
+                else
+                    Log.ListenCrashed(logger, e, backoff.TotalMilliseconds);
                 await Task.Delay(backoff, stoppingToken);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
             }
@@ -51,7 +55,10 @@ internal sealed partial class DatabaseListenerService(SyncCoordinator coordinato
 
     private static partial class Log
     {
-        [LoggerMessage(Level = LogLevel.Warning, Message = "LISTEN connection lost; reconnecting in {DelayMs} ms")]
-        public static partial void ListenFailed(ILogger logger, Exception exception, double delayMs);
+        [LoggerMessage(Level = LogLevel.Warning, Message = "LISTEN connection lost ({Reason}); reconnecting in {DelayMs} ms")]
+        public static partial void ListenFailed(ILogger logger, string reason, double delayMs);
+
+        [LoggerMessage(Level = LogLevel.Error, Message = "LISTEN connection failed; reconnecting in {DelayMs} ms")]
+        public static partial void ListenCrashed(ILogger logger, Exception exception, double delayMs);
     }
 }

@@ -51,7 +51,7 @@ internal sealed partial class FileWatcherService(SyncCoordinator coordinator, IO
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    Log.ReadFailed(logger, e, path);
+                    Log.ReadFailed(logger, path, e.Message);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -114,8 +114,8 @@ internal sealed partial class FileWatcherService(SyncCoordinator coordinator, IO
         [LoggerMessage(Level = LogLevel.Information, Message = "{Path} changed ({How}); syncing")]
         public static partial void FileChanged(ILogger logger, string path, string how);
 
-        [LoggerMessage(Level = LogLevel.Warning, Message = "could not read {Path}")]
-        public static partial void ReadFailed(ILogger logger, Exception exception, string path);
+        [LoggerMessage(Level = LogLevel.Warning, Message = "could not read {Path}: {Reason}")]
+        public static partial void ReadFailed(ILogger logger, string path, string reason);
 
         [LoggerMessage(Level = LogLevel.Warning, Message = "file watcher failed; re-creating it")]
         public static partial void WatcherError(ILogger logger, Exception exception);

@@ -92,7 +92,11 @@ internal static class ServerDatabaseServices
     {
         var database = app.Services.GetRequiredService<ServerDatabase>();
         app.Lifetime.ApplicationStarted.Register(() => database.Started(app.Services.GetRequiredService<IServer>()));
-        app.Lifetime.ApplicationStopped.Register(() => database.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        app.Lifetime.ApplicationStopped.Register(() =>
+        {
+            database.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            ServerLogging.LogStopped(app, database.Embedded);
+        });
         return app;
     }
 }

@@ -30,7 +30,7 @@ internal static class ServerHost
         builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true).AddEnvironmentVariables();
         builder.WebHost.UseUrls(urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = server.MaxRequestBodyBytes);
-        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        ServerLogging.Configure(builder.Logging, server.LogFormat);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         var services = builder.Services;
@@ -58,6 +58,7 @@ internal static class ServerHost
         services.AddHostedService<DatabaseListenerService>();
         services.AddHostedService<PeriodicSyncService>();
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        services.AddServerTelemetry(builder.Configuration);
         services.AddProblemDetails();
         services.AddServerSecurity(builder.Logging, server.Token);
         services.AddOpenApi();
@@ -84,6 +85,7 @@ internal static class ServerHost
         api.MapTasks();
         api.MapSync();
         api.MapEvents();
+        api.MapPrometheusScrapingEndpoint("/metrics");
         app.MapUi();
 
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScheduleSync");

@@ -20,6 +20,8 @@ public sealed class ServerOptions
     public string[] AllowedHosts { get; set; } = [];
     /// <summary>Origins (scheme://host:port) of a separately hosted UI that may send state-changing requests.</summary>
     public string[] AllowedOrigins { get; set; } = [];
+    /// <summary>"text" or "json" (--log-format, SCHEDSYNC_LOG_FORMAT, ScheduleSync:Logging:Format).</summary>
+    public string LogFormat { get; set; } = "text";
 }
 
 /// <summary>
@@ -27,7 +29,7 @@ public sealed class ServerOptions
 /// asks here, requests that arrive while a run is going are served together by the next run (group commit: a burst
 /// of API writes costs one file write). Each run writes its events to the event log itself (see SyncEvents).
 /// </summary>
-internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoordinator> logger) : BackgroundService
+internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoordinator> logger, Hosting.SyncMetrics? metrics = null, TimeProvider? time = null) : BackgroundService
 {
     private sealed record Request(string Trigger, TaskCompletionSource<SyncResult>? Done, bool AllowMassDelete = false);
 
@@ -132,13 +134,17 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
             if (result.DefaultTimezone is not null) DefaultTimezone = result.DefaultTimezone;
             else if (trigger == "startup") DefaultTimezone = ReadDefaultTimezone();
             _retryDelay = FirstRetryDelay;
+            if (metrics is not null) await RecordMetricsAsync(metrics, result);
             foreach (var request in batch) request.Done?.TrySetResult(result);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // What the file holds now is unknown to the sync: whatever the watcher sees next is a change.
             LastFileChecksum = null;
-            Log.SyncFailed(logger, e, trigger);
+            if (e is NpgsqlException or TimeoutException or IOException or UnauthorizedAccessException or InvalidOperationException or Yaml.FileStoreException)
+                Log.SyncFailed(logger, trigger, e.Message); // expected while the database or the file is away: one line, no stack trace
+            else
+                Log.SyncCrashed(logger, e, trigger);
             await AppendErrorAsync(e.Message, trigger);
             foreach (var request in batch) request.Done?.TrySetException(e);
             ScheduleRetry(trigger);
@@ -163,6 +169,23 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
         }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
     }
 
+    /// <summary>Updates the gauges before the run's callers hear of it, so a scrape after a sync sees its effect.</summary>
+    private async Task RecordMetricsAsync(Hosting.SyncMetrics sink, SyncResult result)
+    {
+        var fileTasks = result.FileTasks;
+        if (fileTasks is null && result.Status == SyncStatus.NoOp && sink.NeedsFileCount)
+        {
+            try
+            {
+                fileTasks = runner.Load(runner.Store.Read()).ValidTasks.Count(); // once, after a no-op start-up sync
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Yaml.FileStoreException)
+            {
+            }
+        }
+        await sink.RecordAsync(result, fileTasks, (time ?? TimeProvider.System).GetUtcNow(), CancellationToken.None);
+    }
+
     private string ReadDefaultTimezone()
     {
         var snapshot = runner.Store.Read();
@@ -178,19 +201,22 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
         {
-            Log.EventFailed(logger, e, trigger); // the database is down: the log line is all there can be
+            Log.EventFailed(logger, trigger, e.Message); // the database is down: the log line is all there can be
         }
     }
 
     private static partial class Log
     {
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger} failed, nothing was synced (retrying until a run succeeds): {Reason}")]
+        public static partial void SyncFailed(ILogger logger, string trigger, string reason);
+
         [LoggerMessage(Level = LogLevel.Error, Message = "sync {Trigger} failed")]
-        public static partial void SyncFailed(ILogger logger, Exception exception, string trigger);
+        public static partial void SyncCrashed(ILogger logger, Exception exception, string trigger);
 
-        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger}: could not record its sync_error event")]
-        public static partial void EventFailed(ILogger logger, Exception exception, string trigger);
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger}: could not record its sync_error event: {Reason}")]
+        public static partial void EventFailed(ILogger logger, string trigger, string reason);
 
-        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger} will be retried in {DelayMs} ms")]
+        [LoggerMessage(Level = LogLevel.Debug, Message = "sync {Trigger} will be retried in {DelayMs} ms")]
         public static partial void RetryScheduled(ILogger logger, string trigger, double delayMs);
     }
 }

@@ -34,6 +34,9 @@ internal sealed record SyncResult
     public SyncPlan? Plan { get; init; }
     public TimeSpan Duration { get; init; }
 
+    /// <summary>Valid tasks in the file after a completed run (for the metrics); null when the run did not count them.</summary>
+    public int? FileTasks { get; init; }
+
     /// <summary>The file's <c>defaults.timezone</c> (UTC when none) as read by this run; null when the run did not parse the file.</summary>
     public string? DefaultTimezone { get; init; }
 

@@ -38,20 +38,60 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     {
         var clock = Stopwatch.StartNew();
         using var finished = new ProgressFinished(Progress);
-        for (var attempt = 1; ; attempt++)
+        using var activity = Hosting.Telemetry.Source.StartActivity("sync");
+        activity?.SetTag("schedsync.sync.trigger", trigger);
+        try
         {
-            var result = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
-            if (result is not null)
+            for (var attempt = 1; ; attempt++)
             {
-                result = result with { Duration = clock.Elapsed };
-                Log.SyncRun(_logger, trigger, result.Status, result.Inserts, result.Updates, result.Deletes, result.Exports,
-                    result.NewConflicts, result.OpenConflicts, clock.Elapsed.TotalMilliseconds, result.Error);
-                return result;
+                var result = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
+                if (result is not null)
+                {
+                    result = result with { Duration = clock.Elapsed };
+                    LogRun(trigger, result);
+                    Hosting.Telemetry.RecordRun(activity, trigger, result, clock.Elapsed);
+                    return result;
+                }
+                if (attempt == MaxAttempts)
+                    throw new InvalidOperationException($"{store.ConfigPath} kept changing during the sync; gave up after {MaxAttempts} attempts");
+                // The file changed between our read and our write (an editor takes no lock): plan again from the new content.
             }
-            if (attempt == MaxAttempts)
-                throw new InvalidOperationException($"{store.ConfigPath} kept changing during the sync; gave up after {MaxAttempts} attempts");
-            // The file changed between our read and our write (an editor takes no lock): plan again from the new content.
         }
+        catch (Exception e)
+        {
+            Hosting.Telemetry.RecordRun(activity, trigger, null, clock.Elapsed, e);
+            throw;
+        }
+    }
+
+    /// <summary>One line per run: a warning that says what when the run did not do what was asked, debug for a no-op.</summary>
+    private void LogRun(string trigger, SyncResult result)
+    {
+        var ms = result.Duration.TotalMilliseconds;
+        switch (result.Status)
+        {
+            case SyncStatus.NoOp:
+                // Said once at start-up; after that a no-op (a NOTIFY for our own write, a periodic run) is debug only.
+                if (trigger == "startup") Log.SyncStartupNoOp(_logger, ms);
+                else Log.SyncNoOp(_logger, trigger, ms);
+                return;
+            case SyncStatus.InvalidFile:
+                const int shown = 3;
+                var problems = string.Join("; ", result.Problems.Take(shown).Select(p => p.Format(store.ConfigPath)));
+                if (result.Problems.Count > shown) problems += $"; and {result.Problems.Count - shown} more (schedsync validate lists them all)";
+                Log.SyncInvalidFile(_logger, trigger, store.ConfigPath, problems);
+                return;
+            case SyncStatus.Refused:
+                Log.SyncRefused(_logger, trigger, result.Error ?? "mass deletion refused");
+                return;
+        }
+        Log.SyncRun(_logger, trigger, result.Inserts, result.Updates, result.Deletes, result.Exports, result.OpenConflicts, ms);
+        if (result.NewConflicts > 0)
+        {
+            var ids = result.Plan?.Actions.Where(a => a.Kind == SyncActionKind.Conflict).Select(a => a.Id) ?? [];
+            Log.NewConflicts(_logger, trigger, result.NewConflicts, string.Join(", ", ids));
+        }
+        if (result.Error is not null) Log.InvalidRows(_logger, trigger, result.Error);
     }
 
     /// <summary>One attempt; null when the file changed under us and the attempt was rolled back.</summary>
@@ -166,6 +206,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             DefaultTimezone = document.EffectiveDefaultTimezone,
             Warnings = warnings,
             Error = InvalidRowsError(plan),
+            FileTasks = document.ValidTasks.Count() + exports.Count(a => a.Kind == SyncActionKind.ExportAdd) - exports.Count(a => a.Kind == SyncActionKind.ExportRemove),
         };
         await SyncEvents.AppendRunAsync(connection, tx, trigger, plan, run, conflicts.Count, ct);
         // Rows that break a rule in the database (plain SQL) are not exported: said on every run until fixed. A layout the
@@ -513,8 +554,26 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         [LoggerMessage(Level = LogLevel.Warning, Message = "write-back: {Warning}")]
         public static partial void WriteBackWarning(ILogger logger, string warning);
 
-        [LoggerMessage(Level = LogLevel.Information, Message = "sync {Trigger}: {Status}, {Inserts} inserted, {Updates} updated, {Deletes} deleted, {Exports} exported, {NewConflicts} new conflicts, {OpenConflicts} open, {ElapsedMs:F1} ms {Error}")]
-        public static partial void SyncRun(ILogger logger, string trigger, SyncStatus status, int inserts, int updates, int deletes, int exports, int newConflicts, int openConflicts, double elapsedMs, string? error);
+        [LoggerMessage(Level = LogLevel.Information, Message = "sync {Trigger}: {Inserts} inserted, {Updates} updated, {Deletes} deleted, {Exports} exported, {OpenConflicts} open conflicts, {ElapsedMs:F1} ms")]
+        public static partial void SyncRun(ILogger logger, string trigger, int inserts, int updates, int deletes, int exports, int openConflicts, double elapsedMs);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "sync startup: file and database already in sync, {ElapsedMs:F1} ms")]
+        public static partial void SyncStartupNoOp(ILogger logger, double elapsedMs);
+
+        [LoggerMessage(Level = LogLevel.Debug, Message = "sync {Trigger}: nothing changed, {ElapsedMs:F1} ms")]
+        public static partial void SyncNoOp(ILogger logger, string trigger, double elapsedMs);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger}: {Path} is invalid, nothing was synced in either direction: {Problems}")]
+        public static partial void SyncInvalidFile(ILogger logger, string trigger, string path, string problems);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger} refused, nothing was synced: {Reason}")]
+        public static partial void SyncRefused(ILogger logger, string trigger, string reason);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger}: {Count} new conflict(s), tasks {TaskIds}: both sides keep their version until resolved (schedsync conflicts list, then schedsync conflicts resolve ID --keep yaml|db|merge, or POST /api/conflicts/ID/resolve)")]
+        public static partial void NewConflicts(ILogger logger, string trigger, int count, string taskIds);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "sync {Trigger}: {Error}")]
+        public static partial void InvalidRows(ILogger logger, string trigger, string error);
     }
 }
 
