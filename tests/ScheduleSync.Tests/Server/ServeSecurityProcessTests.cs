@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
@@ -46,7 +44,7 @@ public sealed class ServeSecurityProcessTests(ITestOutputHelper output)
         var (args, environment) = await ConfigureAsync(way, folder, $"http://0.0.0.0:{port}", await TestPostgres.CreateDatabaseAsync("serve_token"));
         environment["SCHEDSYNC_TOKEN"] = Token;
 
-        await using var server = await ServeProcess.StartAsync(args, folder.Path, environment, port);
+        await using var server = await ServeProcess.StartAsync(args, folder.Path, port, environment);
         using var anonymous = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         using (var response = await anonymous.GetAsync("/api/tasks"))
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
@@ -70,7 +68,7 @@ public sealed class ServeSecurityProcessTests(ITestOutputHelper output)
 
         var port = FreePort();
         await using (var server = await ServeProcess.StartAsync(
-            ["serve", "--database", database, "--urls", $"http://0.0.0.0:{port}", "--token-file", folder.File("token")], folder.Path, new Dictionary<string, string?>(), port))
+            ["serve", "--database", database, "--urls", $"http://0.0.0.0:{port}", "--token-file", folder.File("token")], folder.Path, port))
         {
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + Token);
@@ -80,7 +78,7 @@ public sealed class ServeSecurityProcessTests(ITestOutputHelper output)
 
         port = FreePort();
         await using (var server = await ServeProcess.StartAsync(
-            ["serve", "--database", database, "--urls", $"http://0.0.0.0:{port}"], folder.Path, new Dictionary<string, string?> { ["SCHEDSYNC_TOKEN_FILE"] = folder.File("token") }, port))
+            ["serve", "--database", database, "--urls", $"http://0.0.0.0:{port}"], folder.Path, port, new Dictionary<string, string?> { ["SCHEDSYNC_TOKEN_FILE"] = folder.File("token") }))
         {
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + Token);
@@ -124,7 +122,7 @@ public sealed class ServeSecurityProcessTests(ITestOutputHelper output)
         };
 
         string status;
-        await using (var server = await ServeProcess.StartAsync(["serve", "--urls", $"http://127.0.0.1:{port}"], folder.Path, environment, port))
+        await using (var server = await ServeProcess.StartAsync(["serve", "--urls", $"http://127.0.0.1:{port}"], folder.Path, port, environment))
         {
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + Token);
@@ -195,68 +193,5 @@ public sealed class ServeSecurityProcessTests(ITestOutputHelper output)
         using var listener = new TcpListener(IPAddress.Any, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>A running <c>schedsync serve</c>: started, waited for (healthz on 127.0.0.1), stopped with SIGTERM.</summary>
-    private sealed class ServeProcess : IAsyncDisposable
-    {
-        private readonly Process _process;
-        private readonly Task<string> _stdout;
-        private readonly Task<string> _stderr;
-
-        private ServeProcess(Process process)
-        {
-            _process = process;
-            _stdout = process.StandardOutput.ReadToEndAsync();
-            _stderr = process.StandardError.ReadToEndAsync();
-        }
-
-        public static async Task<ServeProcess> StartAsync(IEnumerable<string> args, string folder, IReadOnlyDictionary<string, string?> environment, int port)
-        {
-            var server = new ServeProcess(SchedSyncProcess.Start(args, folder, environment));
-            using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
-            var started = Stopwatch.StartNew();
-            while (true)
-            {
-                if (server._process.HasExited)
-                    Assert.Fail($"serve exited with {server._process.ExitCode}:\n{await server._stdout}\n{await server._stderr}");
-                try
-                {
-                    using var response = await probe.GetAsync("/healthz");
-                    if (response.StatusCode == HttpStatusCode.OK) return server;
-                }
-                catch (HttpRequestException)
-                {
-                }
-                if (started.Elapsed > TimeSpan.FromSeconds(60))
-                {
-                    await server.DisposeAsync();
-                    Assert.Fail($"serve did not answer on port {port} within 60 s:\n{await server._stdout}\n{await server._stderr}");
-                }
-                await Task.Delay(50);
-            }
-        }
-
-        /// <summary>SIGTERM (a graceful stop, so every log line is written), then the whole output.</summary>
-        public async Task<(string Stdout, string Stderr)> StopAsync()
-        {
-            if (!_process.HasExited)
-            {
-                await ServerFixture.RunAsync("kill", "-TERM", _process.Id.ToString(CultureInfo.InvariantCulture));
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-                await _process.WaitForExitAsync(timeout.Token);
-            }
-            return (await _stdout, await _stderr);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-            _process.Dispose();
-        }
     }
 }
