@@ -283,58 +283,34 @@ internal static class Migrations
             END $$;
 
             -- A task_changed event per changed row version, whoever changed it (API, sync, resolve, plain SQL), in one
-            -- set-based statement per statement, in the order the statement changed the rows (no sort: bulk imports).
-            -- The UPDATE of the counter re-reads the newest row after waiting for its lock, so the numbers are right
-            -- even when another writer committed meanwhile.
+            -- set-based append per statement, in the order the statement changed the rows (no sort: bulk imports);
+            -- sync_events_append numbers them (its UPDATE of the counter waits for the row lock, so the numbers are
+            -- right even when another writer committed meanwhile) and notifies.
             CREATE FUNCTION scheduled_tasks_events() RETURNS trigger LANGUAGE plpgsql AS $$
             DECLARE
                 src text := coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql');
-                appended bigint;
+                changes jsonb[];
             BEGIN
+                -- Each branch names only the transition tables its trigger declares.
                 IF TG_OP = 'INSERT' THEN
-                    WITH ev AS MATERIALIZED (
-                        SELECT n.id, 'created' AS action, n.version, row_number() OVER () AS rn FROM new_rows n
-                    ), bump AS (
-                        UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
-                        WHERE id = 1 AND EXISTS (SELECT 1 FROM ev) RETURNING event_seq
-                    )
-                    INSERT INTO sync_events (seq, type, payload)
-                    SELECT bump.event_seq - (SELECT count(*) FROM ev) + ev.rn, 'task_changed',
-                           jsonb_build_object('id', ev.id, 'action', ev.action, 'version', ev.version, 'source', src)
-                    FROM ev CROSS JOIN bump;
+                    SELECT array_agg(jsonb_build_object('id', n.id, 'action', 'created', 'version', n.version, 'source', src))
+                    INTO changes FROM new_rows n;
                 ELSIF TG_OP = 'UPDATE' THEN
                     -- Unchanged rows (the version stays) are no change; a changed id is a delete and a create.
-                    WITH ev AS MATERIALIZED (
-                        SELECT c.id, c.action, c.version, row_number() OVER () AS rn FROM (
-                            SELECT o.id, 'deleted' AS action, o.version FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)
-                            UNION ALL
-                            SELECT n.id, 'created', n.version FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.id = n.id)
-                            UNION ALL
-                            SELECT n.id, 'updated', n.version FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version
-                        ) c
-                    ), bump AS (
-                        UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
-                        WHERE id = 1 AND EXISTS (SELECT 1 FROM ev) RETURNING event_seq
-                    )
-                    INSERT INTO sync_events (seq, type, payload)
-                    SELECT bump.event_seq - (SELECT count(*) FROM ev) + ev.rn, 'task_changed',
-                           jsonb_build_object('id', ev.id, 'action', ev.action, 'version', ev.version, 'source', src)
-                    FROM ev CROSS JOIN bump;
+                    SELECT array_agg(jsonb_build_object('id', c.id, 'action', c.action, 'version', c.version, 'source', src))
+                    INTO changes FROM (
+                        SELECT o.id, 'deleted' AS action, o.version FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)
+                        UNION ALL
+                        SELECT n.id, 'created', n.version FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.id = n.id)
+                        UNION ALL
+                        SELECT n.id, 'updated', n.version FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version
+                    ) c;
                 ELSE
-                    WITH ev AS MATERIALIZED (
-                        SELECT o.id, 'deleted' AS action, o.version, row_number() OVER () AS rn FROM old_rows o
-                    ), bump AS (
-                        UPDATE sync_state SET event_seq = event_seq + (SELECT count(*) FROM ev)
-                        WHERE id = 1 AND EXISTS (SELECT 1 FROM ev) RETURNING event_seq
-                    )
-                    INSERT INTO sync_events (seq, type, payload)
-                    SELECT bump.event_seq - (SELECT count(*) FROM ev) + ev.rn, 'task_changed',
-                           jsonb_build_object('id', ev.id, 'action', ev.action, 'version', ev.version, 'source', src)
-                    FROM ev CROSS JOIN bump;
+                    SELECT array_agg(jsonb_build_object('id', o.id, 'action', 'deleted', 'version', o.version, 'source', src))
+                    INTO changes FROM old_rows o;
                 END IF;
-                GET DIAGNOSTICS appended = ROW_COUNT;
-                IF appended > 0 THEN
-                    PERFORM pg_notify('schedsync_events', '');
+                IF changes IS NOT NULL THEN
+                    PERFORM sync_events_append(array_fill('task_changed'::text, ARRAY[cardinality(changes)]), changes);
                 END IF;
                 RETURN NULL;
             END $$;
