@@ -4,8 +4,8 @@ using System.Security.Cryptography;
 using System.Text;
 using Npgsql;
 using NpgsqlTypes;
+using ScheduleSync.Files;
 using ScheduleSync.Tasks;
-using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Benchmarks;
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Npgsql;
 using ScheduleSync.Database;
+using ScheduleSync.Files;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;

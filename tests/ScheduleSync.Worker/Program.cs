@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 using YamlDotNet.RepresentationModel;
 
 namespace ScheduleSync.Worker;

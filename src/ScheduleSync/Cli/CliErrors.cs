@@ -1,8 +1,8 @@
 using System.Net.Sockets;
 using Npgsql;
+using ScheduleSync.Files;
 using ScheduleSync.Hosting;
 using ScheduleSync.Sync;
-using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Cli;
 

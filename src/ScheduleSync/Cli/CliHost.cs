@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using ScheduleSync.Database;
+using ScheduleSync.Files;
 using ScheduleSync.Hosting;
 using ScheduleSync.Sync;
-using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Cli;
 

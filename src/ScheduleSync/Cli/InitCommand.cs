@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ScheduleSync.Files;
 using ScheduleSync.Sync;
 using ScheduleSync.Yaml;
 

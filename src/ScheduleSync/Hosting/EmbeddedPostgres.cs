@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 
 namespace ScheduleSync.Hosting;
 

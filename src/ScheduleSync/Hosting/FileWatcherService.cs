@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using ScheduleSync.Files;
 using ScheduleSync.Sync;
 
 namespace ScheduleSync.Hosting;
@@ -103,7 +104,7 @@ internal sealed partial class FileWatcherService(SyncCoordinator coordinator, IO
         {
             return coordinator.Runner.Store.Read().Checksum;
         }
-        catch (Yaml.FileStoreException e)
+        catch (FileStoreException e)
         {
             return "unreadable: " + e.Cause;
         }

@@ -1,5 +1,5 @@
 using System.Globalization;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 
 namespace ScheduleSync.Hosting;
 

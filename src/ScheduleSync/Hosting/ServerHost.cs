@@ -4,10 +4,10 @@ using Npgsql;
 using ScheduleSync.Cli;
 using ScheduleSync.Database;
 using ScheduleSync.Events;
+using ScheduleSync.Files;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Ui;
-using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Hosting;
 

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using ScheduleSync.Files;
 
 namespace ScheduleSync.Hosting;
 
@@ -78,7 +79,7 @@ internal static partial class ServerLogging
         var logger = app.Services.GetService<ILoggerFactory>()?.CreateLogger("ScheduleSync.Hosting.ServerHost") ?? NullLogger.Instance;
         var addresses = app.Services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses is { Count: > 0 } bound
             ? string.Join(", ", bound) : "(not bound)";
-        var config = app.Services.GetService<Yaml.ConfigFileStore>()?.ConfigPath ?? "(none)";
+        var config = app.Services.GetService<ConfigFileStore>()?.ConfigPath ?? "(none)";
         var database = embedded switch
         {
             null => "closed the database connections",

@@ -1,5 +1,5 @@
 using Microsoft.Win32.SafeHandles;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 
 namespace ScheduleSync.Hosting;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Npgsql;
 using ScheduleSync.Database;
+using ScheduleSync.Files;
 using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;
 

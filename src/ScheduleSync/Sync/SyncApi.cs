@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using ScheduleSync.Cli;
+using ScheduleSync.Files;
 using ScheduleSync.Tasks;
 
 namespace ScheduleSync.Sync;
@@ -33,7 +34,7 @@ internal static class SyncApi
         {
             return TypedResults.Ok<object>(SyncCommands.Summary(await coordinator.RequestAsync("api", ct, allowMassDelete ?? false)));
         }
-        catch (Exception e) when (e is IOException or Yaml.FileLockTimeoutException)
+        catch (Exception e) when (e is IOException or FileLockTimeoutException)
         {
             http.Response.Headers.RetryAfter = "1";
             return TypedResults.Problem(e.Message + " (the server retries the sync until it succeeds)",

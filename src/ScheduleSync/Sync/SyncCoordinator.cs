@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Npgsql;
 using ScheduleSync.Events;
+using ScheduleSync.Files;
 
 namespace ScheduleSync.Sync;
 
@@ -141,7 +142,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
         {
             // What the file holds now is unknown to the sync: whatever the watcher sees next is a change.
             LastFileChecksum = null;
-            if (e is NpgsqlException or TimeoutException or IOException or UnauthorizedAccessException or InvalidOperationException or Yaml.FileStoreException)
+            if (e is NpgsqlException or TimeoutException or IOException or UnauthorizedAccessException or InvalidOperationException or FileStoreException)
                 Log.SyncFailed(logger, trigger, e.Message); // expected while the database or the file is away: one line, no stack trace
             else
                 Log.SyncCrashed(logger, e, trigger);
@@ -179,7 +180,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
             {
                 fileTasks = runner.Load(runner.Store.Read()).ValidTasks.Count(); // once, after a no-op start-up sync
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Yaml.FileStoreException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FileStoreException)
             {
             }
         }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using ScheduleSync.Database;
 using ScheduleSync.Events;
+using ScheduleSync.Files;
 using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;
 

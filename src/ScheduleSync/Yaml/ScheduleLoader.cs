@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
+using ScheduleSync.Files;
 using ScheduleSync.Tasks;
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;

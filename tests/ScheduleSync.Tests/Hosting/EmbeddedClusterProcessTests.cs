@@ -6,10 +6,10 @@ using System.Text;
 using System.Text.Json;
 using Npgsql;
 using ScheduleSync.Cli;
+using ScheduleSync.Files;
 using ScheduleSync.Hosting;
 using ScheduleSync.Sync;
 using ScheduleSync.Tests.Infrastructure;
-using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Tests.Hosting;
 

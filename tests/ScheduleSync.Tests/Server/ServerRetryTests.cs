@@ -1,6 +1,6 @@
 using System.Net;
 using System.Runtime.Versioning;
-using ScheduleSync.Tests.Yaml;
+using ScheduleSync.Tests.Files;
 using Xunit.Abstractions;
 
 namespace ScheduleSync.Tests.Server;

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using ScheduleSync.Files;
 using ScheduleSync.Tests.Infrastructure;
-using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Tests.Sync;
 

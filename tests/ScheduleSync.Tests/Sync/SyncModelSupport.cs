@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using CsCheck;
 using Npgsql;
 using ScheduleSync.Database;
+using ScheduleSync.Files;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Tests.Infrastructure;

@@ -1,4 +1,5 @@
 using ScheduleSync.Database;
+using ScheduleSync.Files;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using ScheduleSync.Database;
+using ScheduleSync.Files;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Tests.Infrastructure;

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.Versioning;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 
-namespace ScheduleSync.Tests.Yaml;
+namespace ScheduleSync.Tests.Files;
 
 /// <summary>The sidecar lock against other programs that follow the protocol: flock(1) and Python's fcntl.flock.</summary>
 [SupportedOSPlatform("linux")]

@@ -3,7 +3,7 @@ using System.Runtime.Versioning;
 using ScheduleSync.Tests.Infrastructure;
 using ScheduleSync.Tests.Sync;
 
-namespace ScheduleSync.Tests.Yaml;
+namespace ScheduleSync.Tests.Files;
 
 /// <summary>
 /// The sidecar lock under contention from other programs (issue 10, item 11). flock(1) and Python wait for the lock
@@ -89,8 +89,8 @@ public sealed class FileLockContentionTests
         using var holder = Processes.Start("flock", lockPath, "-c", $"echo locked; while [ ! -e '{go}' ]; do sleep 0.01; done");
         Assert.Equal("locked", Processes.WaitForLine(holder));
 
-        Assert.Throws<ScheduleSync.Yaml.FileLockTimeoutException>(() => ScheduleSync.Yaml.FileLock.Acquire(lockPath, TimeSpan.FromMilliseconds(100)));
-        var next = Task.Run(() => ScheduleSync.Yaml.FileLock.Acquire(lockPath, TimeSpan.FromSeconds(60)));
+        Assert.Throws<ScheduleSync.Files.FileLockTimeoutException>(() => ScheduleSync.Files.FileLock.Acquire(lockPath, TimeSpan.FromMilliseconds(100)));
+        var next = Task.Run(() => ScheduleSync.Files.FileLock.Acquire(lockPath, TimeSpan.FromSeconds(60)));
         File.WriteAllText(go, "");
         using (var acquired = await next)
         {

@@ -1,7 +1,7 @@
 using System.Runtime.Versioning;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 
-namespace ScheduleSync.Tests.Yaml;
+namespace ScheduleSync.Tests.Files;
 
 /// <summary>Failures in the middle of a safe write: injected at every step, and real ones (ENOSPC, EROFS, EACCES, EBUSY).</summary>
 [SupportedOSPlatform("linux")]

@@ -1,4 +1,4 @@
-namespace ScheduleSync.Yaml;
+namespace ScheduleSync.Files;
 
 /// <summary>
 /// A step of reading or safely writing the config file failed. The message names the file, the step and the

@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using System.Runtime.Versioning;
 using System.Text.RegularExpressions;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 using Xunit.Abstractions;
 using YamlDotNet.RepresentationModel;
 
-namespace ScheduleSync.Tests.Yaml;
+namespace ScheduleSync.Tests.Files;
 
 /// <summary>Real processes: concurrent writers and a reader, writers killed with SIGKILL mid-write, strace.</summary>
 [SupportedOSPlatform("linux")]

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace ScheduleSync.Yaml;
+namespace ScheduleSync.Files;
 
 /// <summary>
 /// Reads and safely writes the config file (SPEC §2): sidecar flock, checksum compare-and-swap, <c>.bak</c> plus a

@@ -1,7 +1,7 @@
 using System.Runtime.Versioning;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 
-namespace ScheduleSync.Tests.Yaml;
+namespace ScheduleSync.Tests.Files;
 
 [SupportedOSPlatform("linux")]
 public sealed class ConfigFileStoreTests : IDisposable

@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.Versioning;
+using ScheduleSync.Files;
 using ScheduleSync.Tests.Infrastructure;
-using ScheduleSync.Yaml;
 
-namespace ScheduleSync.Tests.Yaml;
+namespace ScheduleSync.Tests.Files;
 
 /// <summary>
 /// Only regular files are read, without blocking, and never more than the size limit (SPEC §4, issue 10 items 4 and

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace ScheduleSync.Yaml;
+namespace ScheduleSync.Files;
 
 /// <summary>Settings of <see cref="ConfigFileStore"/>; defaults in code, bindable from configuration.</summary>
 internal sealed class FileStoreOptions

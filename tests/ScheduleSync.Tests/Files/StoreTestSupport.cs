@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Runtime.Versioning;
 using System.Text;
-using ScheduleSync.Yaml;
+using ScheduleSync.Files;
 
-namespace ScheduleSync.Tests.Yaml;
+namespace ScheduleSync.Tests.Files;
 
 /// <summary>A fresh folder under /tmp per test, removed afterwards.</summary>
 [SupportedOSPlatform("linux")]

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
 
-namespace ScheduleSync.Yaml;
+namespace ScheduleSync.Files;
 
 /// <summary>
 /// An exclusive <c>flock(2)</c> on a sidecar lock file (<c>schedule_config.yml.lock</c>), the same lock that

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace ScheduleSync.Yaml;
+namespace ScheduleSync.Files;
 
 /// <summary>
 /// The few libc calls the safe-write protocol needs and .NET does not expose faithfully: a raw <c>open(2)</c>
