@@ -1,12 +1,12 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using ScheduleSync.Api;
 using ScheduleSync.Cli;
 using ScheduleSync.Database;
 using ScheduleSync.Events;
 using ScheduleSync.Files;
 using ScheduleSync.Sync;
-using ScheduleSync.Tasks;
 using ScheduleSync.Ui;
 
 namespace ScheduleSync.Hosting;

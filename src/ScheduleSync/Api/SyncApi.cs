@@ -3,9 +3,9 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using ScheduleSync.Cli;
 using ScheduleSync.Files;
-using ScheduleSync.Tasks;
+using ScheduleSync.Sync;
 
-namespace ScheduleSync.Sync;
+namespace ScheduleSync.Api;
 
 /// <summary>/api/sync: run now, status, dry-run plan, conflicts and their resolution.</summary>
 internal static class SyncApi

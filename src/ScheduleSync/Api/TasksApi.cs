@@ -4,8 +4,9 @@ using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using ScheduleSync.Database;
 using ScheduleSync.Sync;
+using ScheduleSync.Tasks;
 
-namespace ScheduleSync.Tasks;
+namespace ScheduleSync.Api;
 
 /// <summary>A task as the API shows it: its fields plus the row's version (also the ETag) and metadata.</summary>
 internal sealed record TaskDto(

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace ScheduleSync.Tasks;
+namespace ScheduleSync.Api;
 
 /// <summary>
 /// Checks a parsed JSON body for what <see cref="JsonDocument"/> lets through but nothing downstream can use: strings
