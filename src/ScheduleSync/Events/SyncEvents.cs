@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
-using ScheduleSync.Sync;
 
 namespace ScheduleSync.Events;
 
@@ -35,36 +34,22 @@ internal static class SyncEvents
     }
 
     /// <summary>
-    /// A completed sync run's events, in its transaction: <c>schedule_config_updated</c> per source of its changes
-    /// (the file for imports; for exports the API when an API write asked for the run, else the database) and a
-    /// <c>sync_conflict_detected</c> per conflict it stored. (Its row changes are announced by the trigger.)
+    /// A completed sync run's events, in its transaction: <paramref name="changes"/> (its <c>schedule_config_updated</c>
+    /// events, see <c>SyncRunEvents</c>) and a <c>sync_conflict_detected</c> per conflict the run stored.
     /// </summary>
-    public static async Task AppendRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, SyncPlan plan, long runId, int newConflicts, CancellationToken ct)
+    public static async Task AppendRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<(string Type, object Payload)> changes, long runId, CancellationToken ct)
     {
-        var events = plan.Actions.Where(a => a.ChangesDatabase || a.ChangesFile)
-            .GroupBy(a => SourceOf(a, trigger))
-            .Select(g => ("schedule_config_updated", (object)new { source = g.Key, task_ids = g.Select(a => a.Id).ToList(), sync_run_id = runId }))
-            .ToList();
-        if (events.Count == 0 && newConflicts == 0) return;
         await using var command = new NpgsqlCommand("""
             SELECT sync_events_append(
                 $1::text[] || coalesce(array_agg('sync_conflict_detected'::text ORDER BY id), '{}'),
                 $2::jsonb[] || coalesce(array_agg(jsonb_build_object('conflict_id', id, 'task_id', task_id) ORDER BY id), '{}'))
             FROM sync_conflicts WHERE sync_run_id = $3
             """, connection, tx);
-        command.Parameters.Add(new NpgsqlParameter { Value = events.Select(e => e.Item1).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter { Value = events.Select(e => Payload(e.Item2)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = changes.Select(e => e.Type).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = changes.Select(e => Payload(e.Payload)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter { Value = runId });
         await command.ExecuteNonQueryAsync(ct);
     }
-
-    /// <summary>Where a change came from: the file for imports; for exports the API when an API write asked for the run, else the database.</summary>
-    private static string SourceOf(SyncAction action, string trigger) => action.Kind switch
-    {
-        SyncActionKind.Merge => "merge",
-        _ when action.ChangesDatabase => "yaml",
-        _ => trigger == "api" ? "api" : "database",
-    };
 
     private static string Payload(object payload) => JsonSerializer.Serialize(payload, JsonDefaults.Options);
 

@@ -209,7 +209,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             Error = InvalidRowsError(plan),
             FileTasks = document.ValidTasks.Count() + exports.Count(a => a.Kind == SyncActionKind.ExportAdd) - exports.Count(a => a.Kind == SyncActionKind.ExportRemove),
         };
-        await SyncEvents.AppendRunAsync(connection, tx, trigger, plan, run, conflicts.Count, ct);
+        await SyncRunEvents.AppendAsync(connection, tx, trigger, plan, run, conflicts.Count, ct);
         // Rows that break a rule in the database (plain SQL) are not exported: said on every run until fixed. A layout the
         // writer could not edit in place was re-rendered: said as a warning.
         await SyncEvents.AppendAsync(connection, tx, [
