@@ -7,6 +7,7 @@ using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 using ScheduleSync.Files;
+using ScheduleSync.Sync;
 
 namespace ScheduleSync.Hosting;
 

@@ -30,7 +30,7 @@ public sealed class ServerOptions
 /// asks here, requests that arrive while a run is going are served together by the next run (group commit: a burst
 /// of API writes costs one file write). Each run writes its events to the event log itself (see SyncEvents).
 /// </summary>
-internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoordinator> logger, Hosting.SyncMetrics? metrics = null, TimeProvider? time = null) : BackgroundService
+internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoordinator> logger, SyncMetrics? metrics = null, TimeProvider? time = null) : BackgroundService
 {
     private sealed record Request(string Trigger, TaskCompletionSource<SyncResult>? Done, bool AllowMassDelete = false);
 
@@ -171,7 +171,7 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
     }
 
     /// <summary>Updates the gauges before the run's callers hear of it, so a scrape after a sync sees its effect.</summary>
-    private async Task RecordMetricsAsync(Hosting.SyncMetrics sink, SyncResult result)
+    private async Task RecordMetricsAsync(SyncMetrics sink, SyncResult result)
     {
         var fileTasks = result.FileTasks;
         if (fileTasks is null && result.Status == SyncStatus.NoOp && sink.NeedsFileCount)

@@ -39,7 +39,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     {
         var clock = Stopwatch.StartNew();
         using var finished = new ProgressFinished(Progress);
-        using var activity = Hosting.Telemetry.Source.StartActivity("sync");
+        using var activity = Telemetry.Source.StartActivity("sync");
         activity?.SetTag("schedsync.sync.trigger", trigger);
         try
         {
@@ -50,7 +50,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
                 {
                     result = result with { Duration = clock.Elapsed };
                     LogRun(trigger, result);
-                    Hosting.Telemetry.RecordRun(activity, trigger, result, clock.Elapsed);
+                    Telemetry.RecordRun(activity, trigger, result, clock.Elapsed);
                     return result;
                 }
                 if (attempt == MaxAttempts)
@@ -60,7 +60,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         }
         catch (Exception e)
         {
-            Hosting.Telemetry.RecordRun(activity, trigger, null, clock.Elapsed, e);
+            Telemetry.RecordRun(activity, trigger, null, clock.Elapsed, e);
             throw;
         }
     }

@@ -2,9 +2,8 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Npgsql;
 using ScheduleSync.Events;
-using ScheduleSync.Sync;
 
-namespace ScheduleSync.Hosting;
+namespace ScheduleSync.Sync;
 
 /// <summary>
 /// The Meter and ActivitySource "ScheduleSync": what <c>/metrics</c> exposes (through OpenTelemetry's Prometheus
