@@ -67,7 +67,7 @@ public sealed class EventHub(EventOptions options, NpgsqlDataSource dataSource, 
                 if (e.Seq != _seq + 1)
                     Fan(ResyncRequired(e.Seq - 1, $"events {_seq + 1}..{e.Seq - 1} were pruned before they could be sent; reload everything"));
                 Fan(e);
-                Sync.Telemetry.EventsPublished.Add(1, new KeyValuePair<string, object?>("type", e.Type));
+                EventTelemetry.EventsPublished.Add(1, new KeyValuePair<string, object?>("type", e.Type));
                 _seq = e.Seq;
             }
         }
@@ -82,7 +82,7 @@ public sealed class EventHub(EventOptions options, NpgsqlDataSource dataSource, 
             {
                 _subscribers.RemoveAt(i);
                 subscriber.Drop();
-                Sync.Telemetry.EventsDropped.Add(1);
+                EventTelemetry.EventsDropped.Add(1);
             }
         }
     }

@@ -8,13 +8,13 @@ namespace ScheduleSync.Sync;
 /// <summary>
 /// The Meter and ActivitySource "ScheduleSync": what <c>/metrics</c> exposes (through OpenTelemetry's Prometheus
 /// exporter) and what an OTLP exporter sends when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. Instruments that count
-/// (runs, durations, events) are recorded where things happen; the gauges read <see cref="SyncMetrics"/>.
+/// (runs, durations; the event counters are in <see cref="EventTelemetry"/>) are recorded where things happen; the gauges read <see cref="SyncMetrics"/>.
 /// </summary>
 internal static class Telemetry
 {
-    public const string Name = "ScheduleSync";
+    public const string Name = EventTelemetry.MeterName;
 
-    public static readonly Meter Meter = new(Name);
+    public static readonly Meter Meter = EventTelemetry.Meter;
     public static readonly ActivitySource Source = new(Name);
 
     /// <summary>Sync runs by trigger and outcome (completed, no_op, invalid_file, refused, failed).</summary>
@@ -22,12 +22,6 @@ internal static class Telemetry
 
     public static readonly Histogram<double> SyncDuration = Meter.CreateHistogram<double>("schedsync.sync.duration", "s", "Duration of sync runs",
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] });
-
-    /// <summary>Events handed to WebSocket clients (one per event, whatever the number of clients).</summary>
-    public static readonly Counter<long> EventsPublished = Meter.CreateCounter<long>("schedsync.events.published", "{event}", "Events dispatched to WebSocket clients");
-
-    /// <summary>Events a client's full queue could not take: the slow client is disconnected (it reconnects with ?since=).</summary>
-    public static readonly Counter<long> EventsDropped = Meter.CreateCounter<long>("schedsync.events.dropped", "{event}", "Events not delivered because a slow WebSocket client was disconnected");
 
     /// <summary>Counts a run and closes its span.</summary>
     public static void RecordRun(Activity? activity, string trigger, SyncResult? result, TimeSpan elapsed, Exception? error = null)
