@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
-using ScheduleSync.Files;
 
 namespace ScheduleSync.Hosting;
 
@@ -22,10 +21,9 @@ namespace ScheduleSync.Hosting;
 /// </remarks>
 internal sealed partial class EmbeddedPostgres : IAsyncDisposable
 {
-    public const string BinDirectoryVariable = "SCHEDSYNC_PG_BIN";
+    public const string BinDirectoryVariable = PostgresBinaries.BinDirectoryVariable;
 
     private const int MaxStartAttempts = 5;
-    private static readonly TimeSpan StartLockTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(60);
 
     private readonly bool _durable;
@@ -77,8 +75,8 @@ internal sealed partial class EmbeddedPostgres : IAsyncDisposable
 
         // Two schedsync processes starting at once on the same folder must not both initdb or both start a
         // postmaster: the loser waits here and then finds the winner's server running.
-        using var startLock = await AcquireStartLockAsync(dataDir, cancellationToken);
-        var user = SharedFileLock.Acquire(UsersLockPath(dataDir));
+        using var startLock = await PostgresStartLock.AcquireAsync(dataDir, cancellationToken);
+        var user = SharedFileLock.Acquire(PostgresStartLock.UsersLockPath(dataDir));
         try
         {
             var started = await EnsureRunningLockedAsync(dataDir, durable, binDirectory, cancellationToken);
@@ -113,7 +111,7 @@ internal sealed partial class EmbeddedPostgres : IAsyncDisposable
         ObjectDisposedException.ThrowIf(_stopped, this);
         if (IsServerRunning)
             return false;
-        using var startLock = await AcquireStartLockAsync(DataDirectory, cancellationToken);
+        using var startLock = await PostgresStartLock.AcquireAsync(DataDirectory, cancellationToken);
         var started = await EnsureRunningLockedAsync(DataDirectory, _durable, _binDirectory, cancellationToken);
         OwnsServer |= started;
         return started;
@@ -128,7 +126,7 @@ internal sealed partial class EmbeddedPostgres : IAsyncDisposable
         if (_stopped)
             return;
 
-        using (await AcquireStartLockAsync(DataDirectory, cancellationToken))
+        using (await PostgresStartLock.AcquireAsync(DataDirectory, cancellationToken))
         {
             _stopped = true;
             _user.Dispose();
@@ -141,15 +139,19 @@ internal sealed partial class EmbeddedPostgres : IAsyncDisposable
 
     public async ValueTask DisposeAsync() => await StopAsync();
 
-    private static string UsersLockPath(string dataDir) => dataDir + ".users";
+    /// <summary>Whether <paramref name="pid"/> is a running (not zombie) PostgreSQL server process.</summary>
+    internal static bool IsPostmasterAlive(int pid) => ProcStat.IsPostmasterAlive(pid);
+
+    /// <summary>psql from the server binaries' folder (matching the cluster's version), else psql on PATH.</summary>
+    public static string FindPsql(string? dataDirectory) => PostgresBinaries.FindPsql(dataDirectory);
 
     /// <summary>Called with the start lock held: stops the server if no process holds a shared lock on the users file.</summary>
     private static async Task StopIfUnusedLockedAsync(string dataDir, string? binDirectory)
     {
-        using var last = SharedFileLock.TryAcquireExclusive(UsersLockPath(dataDir));
+        using var last = SharedFileLock.TryAcquireExclusive(PostgresStartLock.UsersLockPath(dataDir));
         if (last is null || ReadPostmasterPidFile(dataDir) is not { } entry || !IsPostmasterAlive(entry.Pid))
             return;
-        await StopServerAsync(ResolveBinDirectory(binDirectory, dataDir), dataDir, entry.Pid, CancellationToken.None);
+        await StopServerAsync(PostgresBinaries.ResolveBinDirectory(binDirectory, dataDir), dataDir, entry.Pid, CancellationToken.None);
     }
 
     private static async Task StopServerAsync(string bin, string dataDir, int pid, CancellationToken cancellationToken)
@@ -173,7 +175,7 @@ internal sealed partial class EmbeddedPostgres : IAsyncDisposable
         string dataDir, bool durable, string? binDirectory, CancellationToken cancellationToken)
     {
         string? bin = null;
-        string Bin() => bin ??= ResolveBinDirectory(binDirectory, dataDir);
+        string Bin() => bin ??= PostgresBinaries.ResolveBinDirectory(binDirectory, dataDir);
 
         var accessChanged = File.Exists(Path.Combine(dataDir, "PG_VERSION")) && MakePrivate(dataDir);
         var waited = Stopwatch.StartNew();
@@ -265,7 +267,7 @@ internal sealed partial class EmbeddedPostgres : IAsyncDisposable
             try
             {
                 var first = File.ReadLines(path).FirstOrDefault();
-                if (int.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && GetProcessState(pid) == ProcessState.Zombie)
+                if (int.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && ProcStat.GetProcessState(pid) == ProcStat.ProcessState.Zombie)
                     File.Delete(path);
             }
             catch (IOException)
@@ -307,22 +309,61 @@ internal sealed partial class EmbeddedPostgres : IAsyncDisposable
         }
     }
 
-    private static async Task<FileLock> AcquireStartLockAsync(string dataDir, CancellationToken cancellationToken)
+    private static async Task InitDbAsync(string bin, string dataDir, bool durable, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(dataDir) ?? dataDir);
-        var lockPath = dataDir + ".lock";
-        try
-        {
-            // FileLock waits with Thread.Sleep: keep that off the caller's (possibly request-serving) thread.
-            return await Task.Run(() => FileLock.Acquire(lockPath, StartLockTimeout), cancellationToken);
-        }
-        catch (FileLockTimeoutException ex)
+        if (Directory.Exists(dataDir) && Directory.EnumerateFileSystemEntries(dataDir).Any())
         {
             throw new EmbeddedPostgresException(
-                $"Another process has been starting or stopping PostgreSQL in {dataDir} for over " +
-                $"{StartLockTimeout.TotalSeconds:0} s (it holds {lockPath}).", ex);
+                $"{dataDir} is not empty but holds no PostgreSQL cluster (no PG_VERSION); use an empty or new folder.");
+        }
+
+        Directory.CreateDirectory(dataDir);
+        if (RunsAsRoot)
+        {
+            var chown = await ProcessRunner.RunAsync("chown", [ServiceUser, dataDir], cancellationToken);
+            if (chown.ExitCode != 0)
+            {
+                throw new EmbeddedPostgresException(
+                    $"Could not give {dataDir} to the '{ServiceUser}' user, which runs PostgreSQL when schedsync " +
+                    $"runs as root.{chown.Output}");
+            }
+        }
+
+        List<string> args = ["-D", dataDir, "-A", "trust", "-U", Superuser, "-E", "UTF8", "--no-locale"];
+        if (!durable)
+            args.Add("--no-sync");
+        var result = await RunServerToolAsync(Path.Combine(bin, "initdb"), args, cancellationToken);
+        if (result.ExitCode != 0)
+        {
+            var hint = RunsAsRoot ? $" (as root, initdb runs as '{ServiceUser}', which must be able to reach {dataDir})" : "";
+            throw new EmbeddedPostgresException(
+                $"initdb could not create a PostgreSQL cluster in {dataDir}{hint} (exit code {result.ExitCode}).{result.Output}");
         }
     }
+
+    private static string ReadLog(string logFile, long from)
+    {
+        const int maxChars = 4000;
+        try
+        {
+            using var stream = new FileStream(logFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            stream.Seek(Math.Min(from, stream.Length), SeekOrigin.Begin);
+            using var reader = new StreamReader(stream);
+            var text = reader.ReadToEnd();
+            return text.Length <= maxChars ? text : "…" + text[^maxChars..];
+        }
+        catch (IOException)
+        {
+            return "(no server log)";
+        }
+    }
+
+    private static Task<ProcessResult> RunServerToolAsync(
+        string executable, IReadOnlyList<string> args, CancellationToken cancellationToken) =>
+        RunsAsRoot
+            ? ProcessRunner.RunAsync("runuser", ["-u", ServiceUser, "--", executable, .. args], cancellationToken)
+            : ProcessRunner.RunAsync(executable, args, cancellationToken);
+
 }
 
 /// <summary>The embedded PostgreSQL cluster could not be found, created, started or stopped.</summary>
