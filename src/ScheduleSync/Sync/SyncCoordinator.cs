@@ -57,8 +57,6 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
     /// <summary>The file's <c>defaults.timezone</c> as last read (UTC when it has none): the default for API-created tasks.</summary>
     public string DefaultTimezone { get; private set; } = "UTC";
 
-    public SyncResult? LastResult { get; private set; }
-
     /// <summary>Completes when the start-up sync has run (the server is ready).</summary>
     public Task Started => _started.Task;
 
@@ -128,7 +126,6 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
         try
         {
             var result = await runner.RunAsync(trigger, allowMassDelete: allowMassDelete, ct: ct);
-            LastResult = result;
             if (result.ChecksumAfter is not null) LastFileChecksum = result.ChecksumAfter;
             else if (result.ChecksumBefore is not null) LastFileChecksum = result.ChecksumBefore;
             FileValid = result.Status != SyncStatus.InvalidFile;

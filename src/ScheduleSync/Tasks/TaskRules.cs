@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.RegularExpressions;
 using Cronos;
 
@@ -113,8 +112,6 @@ internal static partial class TaskRules
 
     public static string Shorten(string value) =>
         value.Length <= 60 ? value : string.Concat(value.AsSpan(0, 57), "...");
-
-    public static string FormatInvariant(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>A bounded memo of a pure check: value → message (null when valid).</summary>
     private sealed class VerdictCache(Func<string, string?> check)
