@@ -143,7 +143,8 @@ public sealed class ServerEventFeedTests(ITestOutputHelper output)
         if (slow.Events.Count > 0) AssertContiguous(slow.Events, slow.Events[0].Seq, slow.Events[^1].Seq);
     }
 
-    // ---- Found while writing these tests: each one fails on the code as it is (see the report of the server-tests branch).
+    // ---- Regressions: bugs found while writing these tests (each test failed on the code of that time, see the report of
+    // the server-tests branch; fixed since). The summaries describe the bug as it was.
 
     /// <summary>
     /// EventHub.Subscribe queues the replay with TryWrite into the client's bounded queue and stops silently when it
