@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.RegularExpressions;
 using Cronos;
 
@@ -15,11 +14,6 @@ internal static partial class TaskRules
     public const int MaxCommandLength = 4_000;
     public const int MaxRetriesLimit = 100;
     public const string IdPatternText = "^[a-z0-9][a-z0-9._-]{0,127}$";
-
-    public static readonly IReadOnlyList<string> FieldNames =
-    [
-        "name", "description", "schedule", "timezone", "command", "args", "enabled", "timeout_seconds", "max_retries", "tags",
-    ];
 
     [GeneratedRegex(IdPatternText, RegexOptions.CultureInvariant)]
     private static partial Regex IdPattern();
@@ -113,8 +107,6 @@ internal static partial class TaskRules
 
     public static string Shorten(string value) =>
         value.Length <= 60 ? value : string.Concat(value.AsSpan(0, 57), "...");
-
-    public static string FormatInvariant(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>A bounded memo of a pure check: value → message (null when valid).</summary>
     private sealed class VerdictCache(Func<string, string?> check)
