@@ -23,20 +23,6 @@ internal static class CliJson
 
     public static void Print(object value) => Console.WriteLine(JsonSerializer.Serialize(value, Options));
 
-    /// <summary>Stored JSON text as a JSON value (null stays null; text that is not JSON stays a string).</summary>
-    public static JsonElement? Value(string? json)
-    {
-        if (json is null) return null;
-        try
-        {
-            return JsonDocument.Parse(json).RootElement.Clone();
-        }
-        catch (JsonException)
-        {
-            return JsonSerializer.SerializeToElement(json);
-        }
-    }
-
     public static object History(AuditEntry e) => new
     {
         id = e.Id,
@@ -44,18 +30,9 @@ internal static class CliJson
         action = e.Action,
         source = e.Source,
         actor = e.Actor,
-        before = Value(e.Before),
-        after = Value(e.After),
+        before = SyncJson.Value(e.Before),
+        after = SyncJson.Value(e.After),
         at = e.At,
         sync_run_id = e.SyncRunId,
-    };
-
-    public static object Difference(FieldDifference d) => new
-    {
-        field = d.Field,
-        @base = Value(d.Base),
-        yaml = Value(d.Yaml),
-        db = Value(d.Database),
-        changed_on_both_sides = d.ChangedOnBothSides,
     };
 }
