@@ -1,8 +1,7 @@
-using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using ScheduleSync.Database;
 using ScheduleSync.Sync;
+using ScheduleSync.Tasks;
 
 namespace ScheduleSync.Cli;
 
@@ -12,14 +11,7 @@ namespace ScheduleSync.Cli;
 /// </summary>
 internal static class CliJson
 {
-    public static readonly JsonSerializerOptions Options = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
+    public static JsonSerializerOptions Options => SnakeCaseJson.Readable;
 
     public static void Print(object value) => Console.WriteLine(JsonSerializer.Serialize(value, Options));
 

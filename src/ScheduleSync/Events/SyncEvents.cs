@@ -4,6 +4,7 @@ using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
 using ScheduleSync.Sync;
+using ScheduleSync.Tasks;
 
 namespace ScheduleSync.Events;
 
@@ -66,7 +67,7 @@ internal static class SyncEvents
         _ => trigger == "api" ? "api" : "database",
     };
 
-    private static string Payload(object payload) => JsonSerializer.Serialize(payload, JsonDefaults.Options);
+    private static string Payload(object payload) => JsonSerializer.Serialize(payload, SnakeCaseJson.Web);
 
     /// <summary>The newest seq handed out (committed), 0 for an empty log.</summary>
     public static async Task<long> LastSeqAsync(NpgsqlConnection connection, CancellationToken ct)

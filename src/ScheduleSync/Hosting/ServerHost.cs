@@ -65,11 +65,7 @@ internal static class ServerHost
         services.AddHealthChecks()
             .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])
             .AddCheck<FileHealthCheck>("file", tags: ["ready"]);
-        services.ConfigureHttpJsonOptions(o =>
-        {
-            o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
-            o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(System.Text.Json.JsonNamingPolicy.SnakeCaseLower));
-        });
+        services.ConfigureHttpJsonOptions(o => SnakeCaseJson.Configure(o.SerializerOptions));
         configure?.Invoke(builder);
 
         var app = builder.Build().UseServerDatabase();
