@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
-using ScheduleSync.Cli;
 using ScheduleSync.Files;
 using ScheduleSync.Sync;
 
@@ -32,7 +31,7 @@ internal static class SyncApi
     {
         try
         {
-            return TypedResults.Ok<object>(SyncCommands.Summary(await coordinator.RequestAsync("api", ct, allowMassDelete ?? false)));
+            return TypedResults.Ok<object>(SyncJson.Summary(await coordinator.RequestAsync("api", ct, allowMassDelete ?? false)));
         }
         catch (Exception e) when (e is IOException or FileLockTimeoutException)
         {
@@ -48,7 +47,7 @@ internal static class SyncApi
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["status"] = [$"status must be open, resolved or all, got '{status}'"] },
                 title: "Invalid query parameter");
         var list = await conflicts.ListAsync(status is null or "open" ? "open" : status == "all" ? null : status, ct);
-        return TypedResults.Ok(list.Select(SyncCommands.ConflictJson));
+        return TypedResults.Ok(list.Select(SyncJson.Conflict));
     }
 
     private static async Task<Results<Ok<object>, ValidationProblem>> Plan(SyncCoordinator coordinator, CancellationToken ct)
@@ -58,18 +57,7 @@ internal static class SyncApi
             return TypedResults.ValidationProblem(
                 document.Problems.GroupBy(p => $"{p.Line}:{p.Column}").ToDictionary(g => g.Key, g => g.Select(p => p.Message).ToArray()),
                 title: "The file is invalid; a sync would change nothing");
-        return TypedResults.Ok<object>(new
-        {
-            refusal = plan.Refusal,
-            actions = plan.Actions.Where(a => a.Kind != SyncActionKind.InSync).Select(a => new
-            {
-                id = a.Id,
-                action = a.Kind,
-                reason = a.Reason,
-                fields = SyncCommands.FieldChanges(a).Select(f => new { field = f.Field, from = f.From, to = f.To }),
-                conflicting_fields = a.ConflictingFields,
-            }),
-        });
+        return TypedResults.Ok(SyncJson.Plan(plan));
     }
 
     private static async Task<Results<Ok<object>, ProblemHttpResult>> GetConflict(long id, ConflictService conflicts, CancellationToken ct)
@@ -77,7 +65,7 @@ internal static class SyncApi
         var conflict = await conflicts.GetAsync(id, ct);
         return conflict is null
             ? TypedResults.Problem($"conflict {id} does not exist", statusCode: StatusCodes.Status404NotFound, title: "Not found")
-            : TypedResults.Ok(SyncCommands.ConflictJson(conflict));
+            : TypedResults.Ok(SyncJson.Conflict(conflict));
     }
 
     private static async Task<Results<Ok<object>, ValidationProblem, NotFound<ProblemDetails>, ProblemHttpResult>> Resolve(
@@ -113,7 +101,7 @@ internal static class SyncApi
         {
             var resolved = await conflicts.ResolveAsync(id, choice!.Value, fields, "api", ct);
             coordinator.Trigger("api");
-            return TypedResults.Ok(SyncCommands.ConflictJson(resolved));
+            return TypedResults.Ok(SyncJson.Conflict(resolved));
         }
         catch (ConflictNotFoundException e)
         {

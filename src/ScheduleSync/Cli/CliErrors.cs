@@ -3,6 +3,7 @@ using Npgsql;
 using ScheduleSync.Files;
 using ScheduleSync.Hosting;
 using ScheduleSync.Sync;
+using ScheduleSync.Tasks;
 
 namespace ScheduleSync.Cli;
 
@@ -56,7 +57,7 @@ internal static class CliErrors
                 return e.Message;
             case IOException when Find<Microsoft.AspNetCore.Connections.AddressInUseException>(e) is not null:
                 return $"{e.Message.TrimEnd('.')} — another program (perhaps another `schedsync serve`) uses that port; stop it or choose another address with --urls or SCHEDSYNC_URLS";
-            case EmbeddedPostgresException or FileLockTimeoutException or ResolutionException or ConflictNotFoundException
+            case EmbeddedPostgresException or FileLockTimeoutException or ResolutionException or FieldValueException or ConflictNotFoundException
                 or IOException or InvalidOperationException or InvalidDataException or UnauthorizedAccessException:
                 return e.Message;
             default:

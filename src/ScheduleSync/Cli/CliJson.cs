@@ -1,8 +1,7 @@
-using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using ScheduleSync.Database;
 using ScheduleSync.Sync;
+using ScheduleSync.Tasks;
 
 namespace ScheduleSync.Cli;
 
@@ -12,30 +11,9 @@ namespace ScheduleSync.Cli;
 /// </summary>
 internal static class CliJson
 {
-    public static readonly JsonSerializerOptions Options = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
+    public static JsonSerializerOptions Options => SnakeCaseJson.Readable;
 
     public static void Print(object value) => Console.WriteLine(JsonSerializer.Serialize(value, Options));
-
-    /// <summary>Stored JSON text as a JSON value (null stays null; text that is not JSON stays a string).</summary>
-    public static JsonElement? Value(string? json)
-    {
-        if (json is null) return null;
-        try
-        {
-            return JsonDocument.Parse(json).RootElement.Clone();
-        }
-        catch (JsonException)
-        {
-            return JsonSerializer.SerializeToElement(json);
-        }
-    }
 
     public static object History(AuditEntry e) => new
     {
@@ -44,18 +22,9 @@ internal static class CliJson
         action = e.Action,
         source = e.Source,
         actor = e.Actor,
-        before = Value(e.Before),
-        after = Value(e.After),
+        before = SyncJson.Value(e.Before),
+        after = SyncJson.Value(e.After),
         at = e.At,
         sync_run_id = e.SyncRunId,
-    };
-
-    public static object Difference(FieldDifference d) => new
-    {
-        field = d.Field,
-        @base = Value(d.Base),
-        yaml = Value(d.Yaml),
-        db = Value(d.Database),
-        changed_on_both_sides = d.ChangedOnBothSides,
     };
 }

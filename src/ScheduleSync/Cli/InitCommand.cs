@@ -53,7 +53,7 @@ internal static class InitCommand
                         path,
                         created,
                         tasks_from_database = fromDatabase,
-                        sync = sync is null ? null : SyncCommands.Summary(sync),
+                        sync = sync is null ? null : SyncJson.Summary(sync),
                         gitignore_path = gitignorePath,
                         gitignore_lines = GitignoreLines,
                         gitignore_added = added,

@@ -66,7 +66,7 @@ internal static class SyncCommands
                 Console.WriteLine($"created {host.Settings.ConfigPath}");
             var result = await host.Runner.RunAsync("cli", parse.GetValue(force), parse.GetValue(AllowMassDelete), ct: ct);
             if (host.Settings.Json)
-                Console.WriteLine(JsonSerializer.Serialize(Summary(result), JsonOutput));
+                Console.WriteLine(JsonSerializer.Serialize(SyncJson.Summary(result), JsonOutput));
             else
                 PrintResult(host.Settings.ConfigPath, result);
             return ExitCode(result);
@@ -81,25 +81,6 @@ internal static class SyncCommands
         _ when result.InvalidRows.Count > 0 => ExitCodes.Error,
         _ when result.OpenConflicts > 0 => ExitCodes.ConflictsOpen,
         _ => ExitCodes.Success,
-    };
-
-    internal static object Summary(SyncResult result) => new
-    {
-        status = result.Status,
-        run_id = result.RunId,
-        inserts = result.Inserts,
-        updates = result.Updates,
-        deletes = result.Deletes,
-        exports = result.Exports,
-        new_conflicts = result.NewConflicts,
-        open_conflicts = result.OpenConflicts,
-        changed_task_ids = result.ChangedTaskIds,
-        invalid_task_ids = result.InvalidRows,
-        checksum_before = result.ChecksumBefore,
-        checksum_after = result.ChecksumAfter,
-        duration_ms = Math.Round(result.Duration.TotalMilliseconds, 2),
-        error = result.Error,
-        problems = result.Problems.Select(p => new { p.Line, p.Column, p.Message, task_id = p.TaskId }),
     };
 
     private static void PrintResult(string path, SyncResult result)
@@ -129,11 +110,7 @@ internal static class SyncCommands
             }
             if (host.Settings.Json)
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
-                {
-                    refusal = plan.Refusal,
-                    actions = plan.Changes.Select(a => new { id = a.Id, action = a.Kind, reason = a.Reason, fields = FieldChanges(a).Select(f => new { field = f.Field, from = f.From, to = f.To }), conflicting_fields = a.ConflictingFields }),
-                }, JsonOutput));
+                Console.WriteLine(JsonSerializer.Serialize(SyncJson.Plan(plan), JsonOutput));
             }
             else
             {
@@ -142,28 +119,6 @@ internal static class SyncCommands
             return plan.IsRefused ? ExitCodes.Error : plan.Actions.Any(a => a.Kind is SyncActionKind.Conflict or SyncActionKind.Frozen) ? ExitCodes.ConflictsOpen : ExitCodes.Success;
         });
         return command;
-    }
-
-    /// <summary>What changes where: for a database write the database's old value to the new; for a file write, the file's.</summary>
-    internal static IEnumerable<(string Field, string? From, string? To)> FieldChanges(SyncAction action)
-    {
-        var before = action.Kind switch
-        {
-            SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.ImportDelete => action.Database,
-            SyncActionKind.ExportAdd or SyncActionKind.ExportUpdate or SyncActionKind.ExportRemove => action.Yaml,
-            SyncActionKind.Merge => action.Base,
-            _ => null,
-        };
-        var after = action.Kind is SyncActionKind.Conflict ? action.Yaml : action.Result;
-        if (action.Kind is SyncActionKind.Conflict) before = action.Database;
-        if (before is null && after is null) yield break;
-        foreach (var field in TaskFields.Names)
-        {
-            var from = TaskFields.Value(before, field);
-            var to = TaskFields.Value(after, field);
-            if (from == to || (from is null && to is "null" or "{}" or "[]")) continue;
-            yield return (field, from, to);
-        }
     }
 
     internal static string RenderPlan(SyncPlan plan)
@@ -197,7 +152,7 @@ internal static class SyncCommands
             // A removal needs no field list: the whole task goes.
             if (action.Kind is SyncActionKind.SetBase or SyncActionKind.DropBase or SyncActionKind.CloseConflict
                 or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove) continue;
-            foreach (var (field, from, to) in FieldChanges(action))
+            foreach (var (field, from, to) in SyncJson.FieldChanges(action))
                 text.Append(CultureInfo.InvariantCulture, $"    {field}: {from ?? "(none)"} -> {to ?? "(none)"}\n");
         }
         var changes = plan.Changes.Count(a => a.Kind is not (SyncActionKind.SetBase or SyncActionKind.DropBase));
@@ -272,7 +227,7 @@ internal static class SyncCommands
         {
             var conflicts = await host.Conflicts.ListAsync(parse.GetValue(all) ? null : "open", ct);
             if (host.Settings.Json)
-                Console.WriteLine(JsonSerializer.Serialize(conflicts.Select(ConflictJson), JsonOutput));
+                Console.WriteLine(JsonSerializer.Serialize(conflicts.Select(SyncJson.Conflict), JsonOutput));
             else if (conflicts.Count == 0)
                 Console.WriteLine(parse.GetValue(all) ? "no conflicts" : "no open conflicts");
             else
@@ -288,11 +243,11 @@ internal static class SyncCommands
             var c = await host.Conflicts.GetAsync(parse.GetValue(showId), ct) ?? throw new ConflictNotFoundException(parse.GetValue(showId));
             if (host.Settings.Json)
             {
-                Console.WriteLine(JsonSerializer.Serialize(ConflictJson(c), JsonOutput));
+                Console.WriteLine(JsonSerializer.Serialize(SyncJson.Conflict(c), JsonOutput));
                 return ExitCodes.Success;
             }
             Console.WriteLine($"conflict {c.Id} on task '{c.TaskId}': {c.Status}, detected {c.DetectedAt:u}{(c.Choice is null ? "" : $", resolved {c.Choice} by {c.ResolvedBy}")}");
-            if (DeletedOn(c) is { } deleted)
+            if (SyncJson.DeletedOn(c) is { } deleted)
                 Console.WriteLine(deleted == "yaml" ? "  deleted in the file, changed in the database" : "  deleted in the database, changed in the file");
             foreach (var d in c.Differences())
                 Console.WriteLine($"  {(d.ChangedOnBothSides ? "!" : " ")} {d.Field}: base {d.Base ?? "(none)"} | file {d.Yaml ?? "(none)"} | database {d.Database ?? "(none)"}");
@@ -307,10 +262,10 @@ internal static class SyncCommands
         Run(resolve, async (parse, host, ct) =>
         {
             var choice = parse.GetValue(keep) switch { "yaml" => ResolutionChoice.KeepYaml, "db" => ResolutionChoice.KeepDb, _ => ResolutionChoice.Merge };
-            var fields = ParseSetValues(parse.GetValue(set) ?? []);
+            var fields = TaskFields.ParseAssignments(parse.GetValue(set) ?? []);
             var resolved = await host.Conflicts.ResolveAsync(parse.GetValue(resolveId), choice, fields, $"cli:{Environment.UserName}", ct);
             if (host.Settings.Json)
-                Console.WriteLine(JsonSerializer.Serialize(ConflictJson(resolved), JsonOutput));
+                Console.WriteLine(JsonSerializer.Serialize(SyncJson.Conflict(resolved), JsonOutput));
             else
                 Console.WriteLine($"conflict {resolved.Id} on task '{resolved.TaskId}' resolved: {resolved.Choice}");
             return ExitCodes.Success;
@@ -320,53 +275,6 @@ internal static class SyncCommands
         command.Subcommands.Add(show);
         command.Subcommands.Add(resolve);
         return command;
-    }
-
-    internal static object ConflictJson(ConflictRecord c) => new
-    {
-        id = c.Id,
-        task_id = c.TaskId,
-        status = c.Status,
-        detected_at = c.DetectedAt,
-        @base = TaskJsonElement(c.Base),
-        yaml = TaskJsonElement(c.Yaml),
-        db = TaskJsonElement(c.Database),
-        deleted_on = DeletedOn(c),
-        diff = c.Differences().Select(CliJson.Difference),
-        choice = c.Choice,
-        result = TaskJsonElement(c.Result),
-        resolved_by = c.ResolvedBy,
-        resolved_at = c.ResolvedAt,
-    };
-
-    /// <summary>Which side deleted the task in a delete-vs-modify conflict: "yaml", "db", or null.</summary>
-    internal static string? DeletedOn(ConflictRecord c) =>
-        c.Base is null ? null : c.Yaml is null && c.Database is not null ? "yaml" : c.Database is null && c.Yaml is not null ? "db" : null;
-
-    internal static JsonElement? TaskJsonElement(TaskDefinition? task) =>
-        task is null ? null : JsonDocument.Parse(task.CanonicalJson()).RootElement.Clone();
-
-    /// <summary>field=value pairs; text fields take the value as it is, other fields take JSON (true, 30, ["a","b"]).</summary>
-    internal static Dictionary<string, JsonElement> ParseSetValues(IEnumerable<string> pairs)
-    {
-        var fields = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
-        foreach (var pair in pairs)
-        {
-            var at = pair.IndexOf('=', StringComparison.Ordinal);
-            if (at <= 0) throw new ResolutionException($"--set '{pair}' must be field=value");
-            var field = pair[..at];
-            var value = pair[(at + 1)..];
-            var textField = field is "name" or "description" or "schedule" or "timezone" or "command";
-            try
-            {
-                fields[field] = JsonDocument.Parse(textField ? JsonSerializer.Serialize(value) : value).RootElement.Clone();
-            }
-            catch (JsonException)
-            {
-                throw new ResolutionException($"--set {field}: '{value}' is not valid JSON (for text fields give the text; for others e.g. true, 30, [\"a\",\"b\"], {{\"k\":1}})");
-            }
-        }
-        return fields;
     }
 
     private static Command Restore()
@@ -430,7 +338,7 @@ internal static class SyncCommands
                 var result = await host.Runner.RunAsync("cli", force: true, parse.GetValue(AllowMassDelete), source: "restore", ct: ct, mode: mode, replacement: content);
                 if (settings.Json)
                 {
-                    Console.WriteLine(JsonSerializer.Serialize(new { restored_from = result.Status == SyncStatus.Completed ? chosen : null, database_reverted = mode == SyncMode.PreferFile, sync = Summary(result) }, JsonOutput));
+                    Console.WriteLine(JsonSerializer.Serialize(new { restored_from = result.Status == SyncStatus.Completed ? chosen : null, database_reverted = mode == SyncMode.PreferFile, sync = SyncJson.Summary(result) }, JsonOutput));
                     return ExitCode(result);
                 }
                 if (result.Status == SyncStatus.Completed)
@@ -478,7 +386,7 @@ internal static class SyncCommands
                 ? JsonSerializer.Serialize(new
                 {
                     version = 1,
-                    tasks = tasks.Where(t => t.Task is not null).ToDictionary(t => t.Id, t => TaskJsonElement(t.Task)),
+                    tasks = tasks.Where(t => t.Task is not null).ToDictionary(t => t.Id, t => SyncJson.Task(t.Task)),
                     skipped = tasks.Where(t => t.Task is null).Select(t => new { id = t.Id, problems = t.Problems }),
                 }, JsonOutput) + "\n"
                 : ScheduleWriter.WriteNew(tasks.Where(t => t.Task is not null).Select(t => t.Task!));

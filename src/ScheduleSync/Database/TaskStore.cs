@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
 using ScheduleSync.Tasks;
@@ -39,7 +38,9 @@ internal sealed class VersionMismatchException(string id, long expected, long ac
 /// </summary>
 internal sealed class TaskStore(NpgsqlDataSource dataSource)
 {
-    private const string Columns = "id, name, description, schedule, timezone, command, args::text, enabled, timeout_seconds, max_retries, tags, version, created_at, updated_at, updated_by";
+    // The field columns come from the field table (TaskColumns): id, the fields, then the row metadata.
+    private static readonly string Columns = $"id, {TaskColumns.Select}, version, created_at, updated_at, updated_by";
+    private static readonly int MetaColumn = 1 + TaskFields.All.Count;
 
     public NpgsqlDataSource DataSource => dataSource;
 
@@ -79,8 +80,8 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         try
         {
             await using var command = new NpgsqlCommand($"""
-                INSERT INTO scheduled_tasks (id, name, description, schedule, timezone, command, args, enabled, timeout_seconds, max_retries, tags, content_hash, updated_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)
+                INSERT INTO scheduled_tasks (id, {TaskColumns.Names}, content_hash, updated_by)
+                VALUES ($1, {TaskColumns.Parameters}, ${MetaColumn + 1}, ${MetaColumn + 2})
                 RETURNING {Columns}, content_hash
                 """, connection, tx);
             AddTaskParameters(command, task, context.Actor);
@@ -107,8 +108,7 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         if (expectedVersion is { } expected && expected != current)
             throw new VersionMismatchException(task.Id, expected, current);
         await using var command = new NpgsqlCommand($"""
-            UPDATE scheduled_tasks SET name = $2, description = $3, schedule = $4, timezone = $5, command = $6, args = $7::jsonb,
-                enabled = $8, timeout_seconds = $9, max_retries = $10, tags = $11, content_hash = $12, updated_by = $13
+            UPDATE scheduled_tasks SET {TaskColumns.Assignments}, content_hash = ${MetaColumn + 1}, updated_by = ${MetaColumn + 2}
             WHERE id = $1
             RETURNING {Columns}, content_hash
             """, connection, tx);
@@ -143,30 +143,19 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         if (tasks.Count == 0) return 0;
         // Measured (bench/): binary COPY into a temp table has a fixed cost of a few ms, unnest wins below ~1,000 rows.
         if (tasks.Count >= CopyThreshold) return await CopyUpsertAsync(connection, tx, tasks, actor, ct);
-        await using var command = new NpgsqlCommand("""
-            INSERT INTO scheduled_tasks (id, name, description, schedule, timezone, command, args, enabled, timeout_seconds, max_retries, tags, content_hash, updated_by)
-            SELECT u.id, u.name, u.description, u.schedule, u.timezone, u.command, u.args::jsonb, u.enabled, u.timeout, u.retries,
-                   ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.hash, $13
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[], $9::integer[], $10::integer[], $11::text[], $12::text[])
-                AS u(id, name, description, schedule, timezone, command, args, enabled, timeout, retries, tags, hash)
-            ON CONFLICT (id) DO UPDATE SET
-                name = EXCLUDED.name, description = EXCLUDED.description, schedule = EXCLUDED.schedule, timezone = EXCLUDED.timezone,
-                command = EXCLUDED.command, args = EXCLUDED.args, enabled = EXCLUDED.enabled, timeout_seconds = EXCLUDED.timeout_seconds,
-                max_retries = EXCLUDED.max_retries, tags = EXCLUDED.tags, content_hash = EXCLUDED.content_hash, updated_by = EXCLUDED.updated_by
+        await using var command = new NpgsqlCommand($"""
+            INSERT INTO scheduled_tasks (id, {TaskColumns.Names}, content_hash, updated_by)
+            SELECT u.id, {TaskColumns.FromUnnest("u")}, u.content_hash, ${MetaColumn + 2}
+            FROM unnest($1::text[], {TaskColumns.UnnestParameters}, ${MetaColumn + 1}::text[])
+                AS u(id, {TaskColumns.Names}, content_hash)
+            ON CONFLICT (id) DO UPDATE SET {TaskColumns.Excluded},
+                content_hash = EXCLUDED.content_hash, updated_by = EXCLUDED.updated_by
             WHERE scheduled_tasks.content_hash IS DISTINCT FROM EXCLUDED.content_hash
             """, connection, tx);
         var p = command.Parameters;
         p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Id).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Name).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Description).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Schedule).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Timezone).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Command).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.ArgsJson()).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.Enabled).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.TimeoutSeconds).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.MaxRetries).ToArray() });
-        p.Add(new NpgsqlParameter { Value = tasks.Select(t => JsonSerializer.Serialize(t.Tags)).ToArray() });
+        foreach (var field in TaskFields.All)
+            p.Add(new NpgsqlParameter { Value = TaskColumns.UnnestArray(field, tasks) });
         p.Add(new NpgsqlParameter { Value = tasks.Select(t => t.ContentHash).ToArray() });
         p.Add(new NpgsqlParameter { Value = actor });
         return await command.ExecuteNonQueryAsync(ct);
@@ -177,44 +166,31 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
     /// <summary>Bulk upsert through binary COPY into a per-connection temp table, then one INSERT … ON CONFLICT.</summary>
     private static async Task<int> CopyUpsertAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<TaskDefinition> tasks, string actor, CancellationToken ct)
     {
-        await using (var create = new NpgsqlCommand("""
-            CREATE TEMP TABLE IF NOT EXISTS task_upload (
-                id text, name text, description text, schedule text, timezone text, command text, args jsonb,
-                enabled boolean, timeout_seconds integer, max_retries integer, tags text[], content_hash text
-            ) ON COMMIT DELETE ROWS
+        await using (var create = new NpgsqlCommand($"""
+            CREATE TEMP TABLE IF NOT EXISTS task_upload (id text, {TaskColumns.Definitions}, content_hash text) ON COMMIT DELETE ROWS
             """, connection, tx))
             await create.ExecuteNonQueryAsync(ct);
 
         await using (var copy = await connection.BeginBinaryImportAsync(
-            "COPY task_upload (id, name, description, schedule, timezone, command, args, enabled, timeout_seconds, max_retries, tags, content_hash) FROM STDIN (FORMAT BINARY)", ct))
+            $"COPY task_upload (id, {TaskColumns.Names}, content_hash) FROM STDIN (FORMAT BINARY)", ct))
         {
             // Synchronous writes: they fill a buffer and rarely touch the socket; per-call async costs more than it saves here.
             foreach (var t in tasks)
             {
                 copy.StartRow();
                 copy.Write(t.Id, NpgsqlDbType.Text);
-                copy.Write(t.Name, NpgsqlDbType.Text);
-                if (t.Description is null) copy.WriteNull(); else copy.Write(t.Description, NpgsqlDbType.Text);
-                copy.Write(t.Schedule, NpgsqlDbType.Text);
-                copy.Write(t.Timezone, NpgsqlDbType.Text);
-                copy.Write(t.Command, NpgsqlDbType.Text);
-                copy.Write(t.ArgsJson(), NpgsqlDbType.Jsonb);
-                copy.Write(t.Enabled, NpgsqlDbType.Boolean);
-                if (t.TimeoutSeconds is { } timeout) copy.Write(timeout, NpgsqlDbType.Integer); else copy.WriteNull();
-                copy.Write(t.MaxRetries, NpgsqlDbType.Integer);
-                copy.Write(t.Tags.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Text);
+                foreach (var field in TaskFields.All)
+                    TaskColumns.Write(copy, field, t);
                 copy.Write(t.ContentHash, NpgsqlDbType.Text);
             }
             await copy.CompleteAsync(ct);
         }
 
-        await using var command = new NpgsqlCommand("""
-            INSERT INTO scheduled_tasks (id, name, description, schedule, timezone, command, args, enabled, timeout_seconds, max_retries, tags, content_hash, updated_by)
-            SELECT id, name, description, schedule, timezone, command, args, enabled, timeout_seconds, max_retries, tags, content_hash, $1 FROM task_upload
-            ON CONFLICT (id) DO UPDATE SET
-                name = EXCLUDED.name, description = EXCLUDED.description, schedule = EXCLUDED.schedule, timezone = EXCLUDED.timezone,
-                command = EXCLUDED.command, args = EXCLUDED.args, enabled = EXCLUDED.enabled, timeout_seconds = EXCLUDED.timeout_seconds,
-                max_retries = EXCLUDED.max_retries, tags = EXCLUDED.tags, content_hash = EXCLUDED.content_hash, updated_by = EXCLUDED.updated_by
+        await using var command = new NpgsqlCommand($"""
+            INSERT INTO scheduled_tasks (id, {TaskColumns.Names}, content_hash, updated_by)
+            SELECT id, {TaskColumns.Names}, content_hash, $1 FROM task_upload
+            ON CONFLICT (id) DO UPDATE SET {TaskColumns.Excluded},
+                content_hash = EXCLUDED.content_hash, updated_by = EXCLUDED.updated_by
             WHERE scheduled_tasks.content_hash IS DISTINCT FROM EXCLUDED.content_hash
             """, connection, tx);
         command.Parameters.Add(new NpgsqlParameter { Value = actor });
@@ -274,16 +250,8 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
     {
         var p = command.Parameters;
         p.Add(new NpgsqlParameter { Value = task.Id });
-        p.Add(new NpgsqlParameter { Value = task.Name });
-        p.Add(new NpgsqlParameter { Value = (object?)task.Description ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        p.Add(new NpgsqlParameter { Value = task.Schedule });
-        p.Add(new NpgsqlParameter { Value = task.Timezone });
-        p.Add(new NpgsqlParameter { Value = task.Command });
-        p.Add(new NpgsqlParameter { Value = task.ArgsJson() });
-        p.Add(new NpgsqlParameter { Value = task.Enabled });
-        p.Add(new NpgsqlParameter { Value = (object?)task.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
-        p.Add(new NpgsqlParameter { Value = task.MaxRetries });
-        p.Add(new NpgsqlParameter { Value = task.Tags.ToArray() });
+        foreach (var field in TaskFields.All)
+            p.Add(TaskColumns.Parameter(field, task));
         p.Add(new NpgsqlParameter { Value = task.ContentHash });
         p.Add(new NpgsqlParameter { Value = actor });
     }
@@ -299,45 +267,15 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
     {
         var id = reader.GetString(0);
         var problems = new List<string>();
-        var draft = new TaskDraft
-        {
-            Id = id,
-            Name = reader.GetString(1),
-            Description = reader.IsDBNull(2) ? null : reader.GetString(2),
-            Schedule = reader.GetString(3),
-            Timezone = reader.GetString(4),
-            Command = reader.GetString(5),
-            Args = ParseArgs(reader.GetString(6), problems),
-            Enabled = reader.GetBoolean(7),
-            TimeoutSeconds = reader.IsDBNull(8) ? null : reader.GetInt32(8),
-            MaxRetries = reader.GetInt32(9),
-            Tags = [.. reader.GetFieldValue<string[]>(10)],
-        };
+        var draft = new TaskDraft { Id = id };
+        for (var i = 0; i < TaskFields.All.Count; i++)
+            TaskFields.All[i].Set(draft, TaskColumns.Read(reader, 1 + i, TaskFields.All[i], problems));
         var task = draft.Build("UTC", (field, message) => problems.Add(message));
         // The hash stored with the row (the trigger clears it whenever plain SQL changes the content) saves recomputing it.
-        if (task is not null && !reader.IsDBNull(15)) task.AdoptStoredHash(reader.GetString(15));
-        return new StoredTask(id, problems.Count == 0 ? task : null, reader.GetInt64(11), reader.GetFieldValue<DateTime>(12),
-            reader.GetFieldValue<DateTime>(13), reader.IsDBNull(14) ? null : reader.GetString(14), problems) { Raw = draft };
-    }
-
-    internal static Dictionary<string, ArgValue> ParseArgs(string json, List<string> problems)
-    {
-        var args = new Dictionary<string, ArgValue>(StringComparer.Ordinal);
-        using var document = JsonDocument.Parse(json);
-        foreach (var property in document.RootElement.EnumerateObject())
-        {
-            var value = property.Value;
-            switch (value.ValueKind)
-            {
-                case JsonValueKind.String: args[property.Name] = ArgValue.Of(value.GetString()!); break;
-                case JsonValueKind.True: args[property.Name] = ArgValue.Of(true); break;
-                case JsonValueKind.False: args[property.Name] = ArgValue.Of(false); break;
-                case JsonValueKind.Number when value.TryGetInt64(out var l): args[property.Name] = ArgValue.Of(l); break;
-                case JsonValueKind.Number when value.TryGetDouble(out var d) && double.IsFinite(d): args[property.Name] = ArgValue.Of(d); break;
-                default: problems.Add($"args.{property.Name} must be a text, number or boolean, not {value.ValueKind}"); break;
-            }
-        }
-        return args;
+        var meta = MetaColumn;
+        if (task is not null && !reader.IsDBNull(meta + 4)) task.AdoptStoredHash(reader.GetString(meta + 4));
+        return new StoredTask(id, problems.Count == 0 ? task : null, reader.GetInt64(meta), reader.GetFieldValue<DateTime>(meta + 1),
+            reader.GetFieldValue<DateTime>(meta + 2), reader.IsDBNull(meta + 3) ? null : reader.GetString(meta + 3), problems) { Raw = draft };
     }
 }
 

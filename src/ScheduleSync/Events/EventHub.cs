@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Npgsql;
@@ -225,13 +224,3 @@ public sealed class EventHub(EventOptions options, NpgsqlDataSource dataSource, 
 }
 
 public sealed class SlowClientException() : Exception("the client did not keep up with the event feed and was dropped");
-
-internal static class JsonDefaults
-{
-    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        DictionaryKeyPolicy = null,
-        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-    };
-}

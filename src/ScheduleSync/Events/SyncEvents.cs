@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
+using ScheduleSync.Tasks;
 
 namespace ScheduleSync.Events;
 
@@ -51,7 +52,7 @@ internal static class SyncEvents
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    private static string Payload(object payload) => JsonSerializer.Serialize(payload, JsonDefaults.Options);
+    private static string Payload(object payload) => JsonSerializer.Serialize(payload, SnakeCaseJson.Web);
 
     /// <summary>The newest seq handed out (committed), 0 for an empty log.</summary>
     public static async Task<long> LastSeqAsync(NpgsqlConnection connection, CancellationToken ct)

@@ -7,6 +7,7 @@ using ScheduleSync.Database;
 using ScheduleSync.Events;
 using ScheduleSync.Files;
 using ScheduleSync.Sync;
+using ScheduleSync.Tasks;
 using ScheduleSync.Ui;
 
 namespace ScheduleSync.Hosting;
@@ -65,11 +66,7 @@ internal static class ServerHost
         services.AddHealthChecks()
             .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])
             .AddCheck<FileHealthCheck>("file", tags: ["ready"]);
-        services.ConfigureHttpJsonOptions(o =>
-        {
-            o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
-            o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(System.Text.Json.JsonNamingPolicy.SnakeCaseLower));
-        });
+        services.ConfigureHttpJsonOptions(o => SnakeCaseJson.Configure(o.SerializerOptions));
         configure?.Invoke(builder);
 
         var app = builder.Build().UseServerDatabase();

@@ -185,7 +185,7 @@ internal sealed class ConflictService(SyncRunner runner)
                 if (@base is null)
                 {
                     start = yaml;
-                    needed = [.. FieldMerge.Fields.Where(f => !f.Equal(yaml, database)).Select(f => f.Name)];
+                    needed = FieldMerge.Differing(yaml, database);
                 }
                 else
                 {
@@ -203,7 +203,14 @@ internal sealed class ConflictService(SyncRunner runner)
         if (fields.Count == 0) return start;
         if (start is null)
             throw new ResolutionException($"task '{id}' is deleted on the chosen side; field values cannot be applied to it");
-        return TaskFields.Apply(start, fields);
+        try
+        {
+            return TaskFields.Apply(start, fields);
+        }
+        catch (FieldValueException e)
+        {
+            throw new ResolutionException(e.Message, e.Errors);
+        }
     }
 
     private const string Columns = "id, task_id, base::text, yaml::text, db::text, status, detected_at, choice, result::text, resolved_by, resolved_at";

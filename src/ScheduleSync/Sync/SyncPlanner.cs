@@ -86,7 +86,7 @@ public static class SyncPlanner
         a is null ? b is null : b is not null && a.ContentHash == b.ContentHash;
 
     private static IReadOnlyList<string> Diff(TaskDefinition a, TaskDefinition b) =>
-        [.. FieldMerge.Fields.Where(f => !f.Equal(a, b)).Select(f => f.Name)];
+        FieldMerge.Differing(a, b);
 
     private static string? MassDeleteRefusal(List<SyncAction> actions, SyncInputs inputs, SyncOptions options)
     {

@@ -83,7 +83,8 @@ public sealed record TaskDefinition
     internal void AdoptStoredHash(string hash) => _contentHash ??= hash;
 
     /// <summary>
-    /// The canonical serialisation that the content hash covers: compact UTF-8 JSON, fields in this fixed order,
+    /// The canonical serialisation that the content hash covers: compact UTF-8 JSON, fields in the order of
+    /// <see cref="TaskFields.All"/>,
     /// every field present (null when absent), args keys sorted ordinally, numbers as their canonical text.
     /// The id is not part of it: the hash says what a task is, the id says which task.
     /// </summary>
@@ -107,36 +108,18 @@ public sealed record TaskDefinition
         var json = t_writer ??= new Utf8JsonWriter(buffer, JsonOptions);
         json.Reset(buffer);
         json.WriteStartObject();
-        json.WriteString("name", Name);
-        WriteNullable(json, "description", Description);
-        json.WriteString("schedule", Schedule);
-        json.WriteString("timezone", Timezone);
-        json.WriteString("command", Command);
-        json.WriteStartObject("args");
-        foreach (var (key, value) in Args)
-            WriteArg(json, key, value);
-        json.WriteEndObject();
-        json.WriteBoolean("enabled", Enabled);
-        if (TimeoutSeconds is { } timeout) json.WriteNumber("timeout_seconds", timeout);
-        else json.WriteNull("timeout_seconds");
-        json.WriteNumber("max_retries", MaxRetries);
-        json.WriteStartArray("tags");
-        foreach (var tag in Tags)
-            json.WriteStringValue(tag);
-        json.WriteEndArray();
+        foreach (var field in TaskFields.All)
+        {
+            json.WritePropertyName(field.Name);
+            field.WriteJson(json, this);
+        }
         json.WriteEndObject();
         json.Flush();
         return buffer;
     }
 
     // Only the escapes JSON requires (quote, backslash, control characters): '+', '<' or non-ASCII text stay as they are.
-    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
-    private static void WriteNullable(Utf8JsonWriter json, string name, string? value)
-    {
-        if (value is null) json.WriteNull(name);
-        else json.WriteString(name, value);
-    }
+    internal static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     internal static void WriteArg(Utf8JsonWriter json, string key, ArgValue value)
     {

@@ -12,24 +12,11 @@ internal static class TaskJson
     {
         using var document = JsonDocument.Parse(json);
         var root = document.RootElement;
-        string? Text(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-        long? Number(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : null;
-
         var problems = new List<string>();
-        var draft = new TaskDraft
-        {
-            Id = id,
-            Name = Text("name"),
-            Description = Text("description"),
-            Schedule = Text("schedule"),
-            Timezone = Text("timezone"),
-            Command = Text("command"),
-            Args = root.TryGetProperty("args", out var args) ? Database.TaskStore.ParseArgs(args.GetRawText(), problems) : null,
-            Enabled = root.TryGetProperty("enabled", out var enabled) ? enabled.GetBoolean() : null,
-            TimeoutSeconds = Number("timeout_seconds"),
-            MaxRetries = Number("max_retries"),
-            Tags = root.TryGetProperty("tags", out var tags) ? [.. tags.EnumerateArray().Select(t => t.GetString()!)] : null,
-        };
+        var draft = new TaskDraft { Id = id };
+        foreach (var field in TaskFields.All)
+            if (root.TryGetProperty(field.Name, out var value))
+                field.Set(draft, field.ReadJson(value, problems.Add));
         var task = draft.Build("UTC", (field, message) => problems.Add($"{field}: {message}"));
         return task is not null && problems.Count == 0
             ? task

@@ -15,11 +15,6 @@ internal static partial class TaskRules
     public const int MaxRetriesLimit = 100;
     public const string IdPatternText = "^[a-z0-9][a-z0-9._-]{0,127}$";
 
-    public static readonly IReadOnlyList<string> FieldNames =
-    [
-        "name", "description", "schedule", "timezone", "command", "args", "enabled", "timeout_seconds", "max_retries", "tags",
-    ];
-
     [GeneratedRegex(IdPatternText, RegexOptions.CultureInvariant)]
     private static partial Regex IdPattern();
 

@@ -27,38 +27,23 @@ internal static class FieldWriter
         if (layout.IsFlow) return (null, $"task '{task.Id}' is written as a flow mapping ({{ … }}), which cannot be edited field by field");
         if (layout.HasExplicitKey) return (null, $"task '{task.Id}' is written with explicit '?' keys, which cannot be edited field by field");
         var writer = new Writer(source, entry, layout, lineBreak);
-        foreach (var name in TaskRules.FieldNames)
+        foreach (var taskField in TaskFields.All)
         {
-            if (Same(name, old, task)) continue;
-            var field = layout.Find(name);
-            var isDefault = IsDefault(task, name, defaultTimezone);
+            if (taskField.Equal(old, task)) continue;
+            var field = layout.Find(taskField.Name);
+            var isDefault = taskField.IsDefault(task, defaultTimezone);
             if (field is not null)
             {
                 if (isDefault) writer.Remove(field);
-                else writer.Change(field, old, task);
+                else writer.Change(field, taskField, old, task);
             }
             else if (!isDefault)
             {
-                writer.Insert(name, task);
+                writer.Insert(taskField, task);
             }
         }
         return (writer.Edits, null);
     }
-
-    private static bool Same(string field, TaskDefinition a, TaskDefinition b) => field switch
-    {
-        "name" => a.Name == b.Name,
-        "description" => a.Description == b.Description,
-        "schedule" => a.Schedule == b.Schedule,
-        "timezone" => a.Timezone == b.Timezone,
-        "command" => a.Command == b.Command,
-        "args" => a.Args.Count == b.Args.Count && a.Args.SequenceEqual(b.Args),
-        "enabled" => a.Enabled == b.Enabled,
-        "timeout_seconds" => a.TimeoutSeconds == b.TimeoutSeconds,
-        "max_retries" => a.MaxRetries == b.MaxRetries,
-        "tags" => a.Tags.SequenceEqual(b.Tags),
-        _ => true,
-    };
 
     private sealed class Writer(string source, TaskEntry entry, TaskLayout layout, string lineBreak)
     {
@@ -101,23 +86,16 @@ internal static class FieldWriter
             Edits.Add((start, ContentEnd(to), ""));
         }
 
-        public void Insert(string name, TaskDefinition task)
+        public void Insert(TaskField inserted, TaskDefinition task)
         {
-            var order = IndexOf(name);
+            var order = TaskFields.IndexOf(inserted.Name);
             FieldLayout? after = null;
             foreach (var field in layout.Fields)
             {
-                var index = IndexOf(field.Name);
-                if (index < order && (after is null || index > IndexOf(after.Name))) after = field;
+                var index = TaskFields.IndexOf(field.Name);
+                if (index < order && (after is null || index > TaskFields.IndexOf(after.Name))) after = field;
             }
-            InsertLines(after is null ? entry.KeyIndex : Abs(after.ValueEnd), [new string(' ', FieldIndent) + name + ": " + CanonicalValue(task, name)]);
-        }
-
-        private static int IndexOf(string field)
-        {
-            for (var i = 0; i < TaskRules.FieldNames.Count; i++)
-                if (TaskRules.FieldNames[i] == field) return i;
-            return -1;
+            InsertLines(after is null ? entry.KeyIndex : Abs(after.ValueEnd), [new string(' ', FieldIndent) + inserted.Name + ": " + CanonicalValue(task, inserted)]);
         }
 
         /// <summary>Inserts lines after the line that holds <paramref name="index"/> (at the end of its content, each line after a line break).</summary>
@@ -127,18 +105,15 @@ internal static class FieldWriter
             Edits.Add((position, position, string.Concat(lines.Select(line => lineBreak + line))));
         }
 
-        public void Change(FieldLayout field, TaskDefinition old, TaskDefinition task)
+        public void Change(FieldLayout field, TaskField taskField, TaskDefinition old, TaskDefinition task)
         {
-            switch (field.Name)
+            switch (taskField.Kind)
             {
-                case "args": ChangeArgs(field, old.Args, task.Args); break;
-                case "tags": ChangeTags(field, old.Tags, task.Tags); break;
-                case "enabled" or "timeout_seconds" or "max_retries": ReplaceValue(field, CanonicalValue(task, field.Name)); break;
-                case "name": ChangeText(field, task.Name); break;
-                case "description": ChangeText(field, task.Description!); break;
-                case "schedule": ChangeText(field, task.Schedule); break;
-                case "timezone": ChangeText(field, task.Timezone); break;
-                case "command": ChangeText(field, task.Command); break;
+                case FieldKind.Args: ChangeArgs(field, old.Args, task); break;
+                case FieldKind.Tags: ChangeTags(field, old.Tags, task.Tags); break;
+                // A field that becomes null is at its default and removed, not changed: the value here is text.
+                case FieldKind.Text or FieldKind.OptionalText: ChangeText(field, (string)taskField.Value(task)!); break;
+                default: ReplaceValue(field, CanonicalValue(task, taskField)); break;
             }
         }
 
@@ -212,12 +187,13 @@ internal static class FieldWriter
 
         private int FieldIndentOf(FieldLayout field) => Indent(Abs(field.KeyStart));
 
-        private void ChangeArgs(FieldLayout field, ImmutableSortedDictionary<string, ArgValue> old, ImmutableSortedDictionary<string, ArgValue> args)
+        private void ChangeArgs(FieldLayout field, ImmutableSortedDictionary<string, ArgValue> old, TaskDefinition task)
         {
+            var args = task.Args;
             var items = field.Items;
             if (items.Count == 0 || field.Style is not (ValueStyle.BlockMapping or ValueStyle.FlowMapping))
             {
-                ReplaceValue(field, CanonicalValue(TaskWithArgs(args), "args"));
+                ReplaceValue(field, CanonicalValue(task, TaskFields.Args));
                 return;
             }
             var added = args.Where(a => !items.Any(i => i.Key == a.Key)).ToList();
@@ -254,9 +230,6 @@ internal static class FieldWriter
             tokens.AddRange(added.Select(a => ((int?)null, Key(a.Key, flow: true) + ": " + Styled(a.Value, ValueStyle.Plain, flow: true))));
             ReplaceStretch(field, tokens);
         }
-
-        private static TaskDefinition TaskWithArgs(ImmutableSortedDictionary<string, ArgValue> args) =>
-            new() { Id = "x", Name = "x", Schedule = "@daily", Timezone = "UTC", Command = "x", Args = args };
 
         private void ChangeTags(FieldLayout field, ImmutableArray<string> old, ImmutableArray<string> tags)
         {

@@ -434,24 +434,26 @@ internal static partial class ScheduleLoader
                 explicitKey |= IsExplicitKey((int)fieldEvent!.Start.Index);
                 _fieldMarks[id + "\0" + field] = ((int)_current.Start.Line, (int)_current.Start.Column);
                 var valueEvent = _current;
-                List<ItemLayout>? items = field is "args" or "tags" ? [] : null;
+                var known = TaskFields.Find(field);
+                List<ItemLayout>? items = known?.Kind is FieldKind.Args or FieldKind.Tags ? [] : null;
                 var what = $"task '{id}': {field}";
-                switch (field)
+                object? value = null;
+                switch (known?.Kind)
                 {
-                    case "name": if (TryString(what, out var name, out _)) draft.Name = name; break;
-                    case "description": if (TryString(what, out var description, out _)) draft.Description = description; break;
-                    case "schedule": if (TryString(what, out var schedule, out _)) draft.Schedule = schedule; else draft.Unreadable.Add(field); break;
-                    case "timezone": if (TryString(what, out var zone, out _)) draft.Timezone = zone; break;
-                    case "command": if (TryString(what, out var command, out _)) draft.Command = command; else draft.Unreadable.Add(field); break;
-                    case "enabled": if (TryBool(what, out var enabled)) draft.Enabled = enabled; break;
-                    case "timeout_seconds": if (TryInt(what, out var timeout)) draft.TimeoutSeconds = timeout; break;
-                    case "max_retries": if (TryInt(what, out var retries)) draft.MaxRetries = retries; break;
-                    case "args": draft.Args = ReadArgs(what, items!, keyIndex, ref explicitKey); break;
-                    case "tags": draft.Tags = ReadTags(what, items!, keyIndex); break;
+                    case FieldKind.Text or FieldKind.OptionalText: if (TryString(what, out var text, out _)) value = text; break;
+                    case FieldKind.Boolean: if (TryBool(what, out var flag)) value = flag; break;
+                    case FieldKind.Integer or FieldKind.OptionalInteger: if (TryInt(what, out var number)) value = number; break;
+                    case FieldKind.Args: value = ReadArgs(what, items!, keyIndex, ref explicitKey); break;
+                    case FieldKind.Tags: value = ReadTags(what, items!, keyIndex); break;
                     default:
-                        Report(fieldEvent!.Start, $"task '{id}': unknown field '{TaskRules.Shorten(field)}'{Suggest(field, TaskRules.FieldNames)}");
+                        Report(fieldEvent!.Start, $"task '{id}': unknown field '{TaskRules.Shorten(field)}'{Suggest(field, TaskFields.Names)}");
                         SkipNode();
                         break;
+                }
+                if (known is not null)
+                {
+                    if (value is not null) known.Set(draft, value);
+                    else if (known.Required) draft.Unreadable.Add(field);
                 }
                 fields.Add(FieldOf(field, fieldEvent, valueEvent, keyIndex, items));
             }

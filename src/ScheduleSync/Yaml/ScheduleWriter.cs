@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using System.Text;
 using ScheduleSync.Tasks;
@@ -476,39 +477,22 @@ internal static class ScheduleWriter
             if (!skipFirstIndent) text.Append(pad);
             text.Append(Key(task.Id)).Append(':');
         }
-        foreach (var field in TaskRules.FieldNames)
-            if (!IsDefault(task, field, defaultTimezone))
-                text.Append('\n').Append(child).Append(field).Append(": ").Append(CanonicalValue(task, field));
+        foreach (var field in TaskFields.All)
+            if (!field.IsDefault(task, defaultTimezone))
+                text.Append('\n').Append(child).Append(field.Name).Append(": ").Append(CanonicalValue(task, field));
     }
 
-    /// <summary>True when the field has the value a file gives by leaving it out (so the canonical layout leaves it out).</summary>
-    public static bool IsDefault(TaskDefinition task, string field, string defaultTimezone) => field switch
-    {
-        "name" => task.Name == task.Id,
-        "description" => task.Description is null,
-        "timezone" => task.Timezone == defaultTimezone,
-        "args" => task.Args.Count == 0,
-        "enabled" => task.Enabled,
-        "timeout_seconds" => task.TimeoutSeconds is null,
-        "max_retries" => task.MaxRetries == 0,
-        "tags" => task.Tags.Length == 0,
-        _ => false,
-    };
-
     /// <summary>A field's value as the canonical layout writes it (one line).</summary>
-    public static string CanonicalValue(TaskDefinition task, string field) => field switch
+    public static string CanonicalValue(TaskDefinition task, TaskField field) => field.Value(task) switch
     {
-        "name" => Scalar(task.Name),
-        "description" => Scalar(task.Description ?? ""),
-        "schedule" => Quoted(task.Schedule),
-        "timezone" => Scalar(task.Timezone),
-        "command" => Scalar(task.Command),
-        "args" => task.Args.Count == 0 ? "{}" : "{ " + string.Join(", ", task.Args.Select(a => Key(a.Key, flow: true) + ": " + ArgText(a.Value))) + " }",
-        "enabled" => task.Enabled ? "true" : "false",
-        "timeout_seconds" => task.TimeoutSeconds?.ToString(CultureInfo.InvariantCulture) ?? "~",
-        "max_retries" => task.MaxRetries.ToString(CultureInfo.InvariantCulture),
-        "tags" => "[" + string.Join(", ", task.Tags.Select(t => Scalar(t, flow: true))) + "]",
-        _ => throw new ArgumentOutOfRangeException(nameof(field), field, "not a task field"),
+        string text => field.AlwaysQuoted ? Quoted(text) : Scalar(text),
+        null => field.Kind == FieldKind.OptionalText ? Scalar("") : "~",
+        bool flag => flag ? "true" : "false",
+        int number => number.ToString(CultureInfo.InvariantCulture),
+        ImmutableSortedDictionary<string, ArgValue> { Count: 0 } => "{}",
+        ImmutableSortedDictionary<string, ArgValue> args => "{ " + string.Join(", ", args.Select(a => Key(a.Key, flow: true) + ": " + ArgText(a.Value))) + " }",
+        ImmutableArray<string> tags => "[" + string.Join(", ", tags.Select(t => Scalar(t, flow: true))) + "]",
+        var other => throw new ArgumentOutOfRangeException(nameof(field), other, $"field {field.Name} has a value the layout cannot write"),
     };
 
     internal static string ArgText(ArgValue value) => value.Kind switch

@@ -144,4 +144,19 @@ public class CliJsonOutputTests
         Assert.Equal((1, 1), (toDatabase, toFile));
         Assert.Contains($"{toDatabase} to the database, {toFile} to the file, 1 merge(s)", plan.Stdout, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Plan_json_lists_a_task_frozen_by_an_open_conflict_as_the_api_does()
+    {
+        await using var bed = await SyncTestBed.SyncedAsync("cli_json_plan_frozen");
+        bed.EditFile("\"0 3 * * *\"", "\"0 5 * * *\"");
+        await bed.ExecuteAsync("UPDATE scheduled_tasks SET schedule = '0 6 * * *' WHERE id = 'alpha'");
+        Assert.Equal(2, (await CliAsync(bed, "sync")).ExitCode);
+
+        // The conflict is stored: alpha is frozen until it is resolved. The CLI's plan used to leave it out.
+        var plan = Json(await CliAsync(bed, "plan", "--json"), 2);
+
+        var alpha = Assert.Single(plan.GetProperty("actions").EnumerateArray(), a => a.GetProperty("id").GetString() == "alpha");
+        Assert.Equal("frozen", alpha.GetProperty("action").GetString());
+    }
 }

@@ -139,7 +139,7 @@ internal static class TaskGenerators
             .Select(list => list.ToArray());
 
     /// <summary>The field names <see cref="Changed"/> can change (every field of the normal form).</summary>
-    public static ImmutableArray<string> FieldNames { get; } = [.. TaskRules.FieldNames];
+    public static ImmutableArray<string> FieldNames { get; } = [.. TaskFields.Names];
 
     /// <summary>The same task (same id) with one to <paramref name="maxFields"/> fields given new values; always different content.</summary>
     public static Gen<TaskDefinition> Changed(TaskDefinition task, int maxFields = 3) =>

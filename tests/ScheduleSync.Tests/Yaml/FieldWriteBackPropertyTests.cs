@@ -117,9 +117,10 @@ public class FieldWriteBackPropertyTests
         {
             if (styles.Chance(3)) text.Append("  ").Append(styles.Pick(Comments)).Append('\n');
             text.Append("  ").Append(ScheduleWriter.Key(task.Id)).Append(':').Append(Trailing()).Append('\n');
-            foreach (var field in TaskRules.FieldNames)
+            foreach (var taskField in TaskFields.All)
             {
-                var isDefault = ScheduleWriter.IsDefault(task, field, zone);
+                var field = taskField.Name;
+                var isDefault = taskField.IsDefault(task, zone);
                 if (isDefault && (field is "description" or "timeout_seconds" || !styles.Chance(6))) continue;
                 if (styles.Chance(5)) text.Append("    ").Append(styles.Pick(Comments)).Append('\n');
                 text.Append("    ").Append(field).Append(':');
@@ -161,7 +162,7 @@ public class FieldWriteBackPropertyTests
                         text.Append(' ').Append(Text(text1, style, flow: false)).Append(Trailing()).Append('\n');
                         break;
                     default:
-                        text.Append(' ').Append(ScheduleWriter.CanonicalValue(task, field)).Append(Trailing()).Append('\n');
+                        text.Append(' ').Append(ScheduleWriter.CanonicalValue(task, taskField)).Append(Trailing()).Append('\n');
                         break;
                 }
             }

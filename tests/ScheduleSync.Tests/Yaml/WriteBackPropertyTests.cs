@@ -1,6 +1,5 @@
 using System.Text;
 using CsCheck;
-using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Tests.Infrastructure;
 using ScheduleSync.Yaml;
@@ -127,7 +126,7 @@ public class WriteBackPropertyTests
                     // Take the fields picked by the mask from a donor: one field, several, all or none (same content).
                     var donor = batch.Donors[i % batch.Donors.Length];
                     var mask = batch.Masks[i % batch.Masks.Length];
-                    upserts.Add(FieldMerge.Fields.Where((_, bit) => (mask & (1 << bit)) != 0).Aggregate(task, (t, field) => field.CopyFrom(t, donor)));
+                    upserts.Add(TaskFields.All.Where((_, bit) => (mask & (1 << bit)) != 0).Aggregate(task, (t, field) => field.CopyFrom(t, donor)));
                     break;
                 case 8 or 9:
                     deletes.Add(task.Id);
