@@ -19,6 +19,9 @@ internal static class ServerHost
     {
         var settings = AppSettings.From(configuration);
         var server = AppServices.ReadChecked<ServerOptions>(configuration, AppConfiguration.ServerSection, OptionsChecks.Server);
+        // The others are checked again by ValidateOnStart; here they stop the start before the serve lock or the cluster.
+        AppServices.ReadChecked<SyncOptions>(configuration, AppConfiguration.SyncSection, OptionsChecks.Sync);
+        AppServices.ReadChecked<EventOptions>(configuration, AppConfiguration.EventsSection, OptionsChecks.Events);
         var token = ServerStartChecks.ResolveToken(configuration);
         var logFormat = ServerLogging.ResolveFormat(configuration);
         var urls = server.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
