@@ -2,13 +2,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.WebSockets;
 using System.Text;
+using Microsoft.Extensions.Configuration;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ScheduleSync.Cli;
 using ScheduleSync.Events;
 using ScheduleSync.Hosting;
-using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;
 
@@ -38,8 +37,14 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
         _tasks = [.. ScheduleLoader.LoadFile(path).ValidTasks];
         var connectionString = await env.CreateDatabaseAsync(string.Create(CultureInfo.InvariantCulture, $"server_{n}"), migrate: false);
 
-        var settings = new CliSettings(path, connectionString, Path.Combine(folder, "unused-pgdata"), false, new SyncOptions());
-        await using var app = await ServerHost.BuildServerAsync(settings, new ServerOptions { Urls = "http://127.0.0.1:0" },
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [AppConfiguration.ConfigKey] = path,
+            [AppConfiguration.DatabaseKey] = connectionString,
+            [AppConfiguration.DataDirectoryKey] = Path.Combine(folder, "unused-pgdata"),
+            [AppConfiguration.UrlsKey] = "http://127.0.0.1:0",
+        }).Build();
+        await using var app = await ServerHost.BuildServerAsync(configuration,
             b => b.Logging.SetMinimumLevel(LogLevel.Warning));
         await app.StartAsync();
         var baseUri = new Uri(app.Urls.First());

@@ -13,8 +13,8 @@ public sealed partial class ArchitectureTests
 {
     /// <summary>
     /// The allowed direction: a folder may use only folders of a lower layer. Bottom: Files (file-system code) and Tasks
-    /// (the model); then Yaml, Database and Events (the event log); Sync; the surfaces Api, Cli and Ui; Hosting wires
-    /// everything; Program.cs at the root starts it.
+    /// (the model); then Yaml, Database and Events (the event log); Sync; the HTTP surfaces Api and Ui; Hosting, the one
+    /// composition root, wires them; Cli, the commands, builds its services through Hosting; Program.cs starts it.
     /// </summary>
     private static readonly Dictionary<string, int> Layers = new(StringComparer.Ordinal)
     {
@@ -25,10 +25,10 @@ public sealed partial class ArchitectureTests
         ["Events"] = 1,
         ["Sync"] = 2,
         ["Api"] = 3,
-        ["Cli"] = 3,
         ["Ui"] = 3,
         ["Hosting"] = 4,
-        [RootFolder] = 5,
+        ["Cli"] = 5,
+        [RootFolder] = 6,
     };
 
     private const string RootFolder = "(root)";

@@ -47,8 +47,10 @@ internal static class CliErrors
     {
         switch (e)
         {
-            case CliException:
+            case CliException or StartupException or Microsoft.Extensions.Options.OptionsValidationException:
                 return e.Message;
+            case AggregateException aggregate when aggregate.InnerExceptions.All(i => i is Microsoft.Extensions.Options.OptionsValidationException):
+                return string.Join("; ", aggregate.InnerExceptions.Select(i => i.Message));
             case PostgresException pg:
                 return $"the database refused: {pg.MessageText} ({pg.SqlState})";
             case NpgsqlException when Find<SocketException>(e) is not null || e.InnerException is TimeoutException or IOException:

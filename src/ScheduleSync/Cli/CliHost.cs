@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using ScheduleSync.Database;
 using ScheduleSync.Files;
@@ -8,63 +7,34 @@ using ScheduleSync.Sync;
 namespace ScheduleSync.Cli;
 
 /// <summary>
-/// What a one-shot command needs: the database (the configured server, or the embedded cluster it starts and stops),
-/// migrated; the file store; the sync runner.
+/// What a one-shot command works with: the services of <see cref="CommandHost"/> (the same composition as
+/// <c>serve</c>, without the web parts), started: options validated, database opened and migrated.
 /// </summary>
 internal sealed class CliHost : IAsyncDisposable
 {
-    private readonly EmbeddedPostgres? _embedded;
+    private readonly IHost _host;
 
-    private CliHost(CliSettings settings, NpgsqlDataSource dataSource, EmbeddedPostgres? embedded, SyncOptions syncOptions, ILoggerFactory loggers)
+    private CliHost(CliSettings settings, IHost host)
     {
         Settings = settings;
-        DataSource = dataSource;
-        _embedded = embedded;
-        Store = ConfigFileStore.Open(settings.ConfigPath);
-        Tasks = new TaskStore(dataSource);
-        Runner = new SyncRunner(dataSource, Store, syncOptions, loggers.CreateLogger<SyncRunner>())
-        {
-            // Phases of a long run on stderr when it is a terminal (issue 14); nothing in a pipe.
-            Progress = TerminalProgress.ForStandardError(),
-        };
-        Conflicts = new ConflictService(Runner);
+        _host = host;
     }
 
     public CliSettings Settings { get; }
-    public NpgsqlDataSource DataSource { get; }
-    public ConfigFileStore Store { get; }
-    public TaskStore Tasks { get; }
-    public SyncRunner Runner { get; }
-    public ConflictService Conflicts { get; }
+    public NpgsqlDataSource DataSource => _host.Services.GetRequiredService<NpgsqlDataSource>();
+    public ConfigFileStore Store => _host.Services.GetRequiredService<ConfigFileStore>();
+    public TaskStore Tasks => _host.Services.GetRequiredService<TaskStore>();
+    public SyncRunner Runner => _host.Services.GetRequiredService<SyncRunner>();
+    public ConflictService Conflicts => _host.Services.GetRequiredService<ConflictService>();
 
-    public static async Task<CliHost> OpenAsync(CliSettings settings, CancellationToken ct, ILoggerFactory? loggers = null)
+    public static async Task<CliHost> OpenAsync(CliSettings settings, CancellationToken ct)
     {
-        EmbeddedPostgres? embedded = null;
-        var connectionString = settings.Database;
-        if (connectionString is null)
-        {
-            if (settings.DataDirectoryHint is { } hint)
-                Console.Error.WriteLine($"schedsync: note: {hint}");
-            embedded = await EmbeddedPostgres.StartAsync(settings.DataDirectory, cancellationToken: ct);
-            connectionString = embedded.ConnectionString;
-        }
-        var dataSource = NpgsqlDataSource.Create(connectionString);
-        try
-        {
-            await Migrations.ApplyAsync(dataSource, ct);
-        }
-        catch
-        {
-            await dataSource.DisposeAsync();
-            if (embedded is not null) await embedded.DisposeAsync();
-            throw;
-        }
-        return new CliHost(settings, dataSource, embedded, settings.Sync, loggers ?? NullLoggerFactory.Instance);
+        if (settings.Database is null && settings.DataDirectoryHint is { } hint)
+            Console.Error.WriteLine($"schedsync: note: {hint}");
+        // Phases of a long run on stderr when it is a terminal (issue 14); nothing in a pipe.
+        var host = await CommandHost.StartAsync(settings.App, TerminalProgress.ForStandardError(), ct);
+        return new CliHost(settings, host);
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await DataSource.DisposeAsync();
-        if (_embedded is not null) await _embedded.DisposeAsync();
-    }
+    public async ValueTask DisposeAsync() => await CommandHost.DisposeAsync(_host);
 }

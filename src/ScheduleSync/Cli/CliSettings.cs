@@ -1,38 +1,35 @@
 using System.CommandLine;
-using ScheduleSync.Sync;
+using System.CommandLine.Parsing;
+using ScheduleSync.Hosting;
 
 namespace ScheduleSync.Cli;
 
 /// <summary>
-/// Settings common to every command, resolved the usual .NET way: a flag wins over an environment variable
-/// (SCHEDSYNC_CONFIG, SCHEDSYNC_DATABASE, …), which wins over appsettings.json (section "ScheduleSync"), then defaults.
+/// A command's settings: the one configuration (<see cref="AppConfiguration"/>: appsettings.json in the working
+/// directory, then next to the config file, then the environment, then the options given on the command line) and
+/// whether to print JSON.
 /// </summary>
-internal sealed record CliSettings(string ConfigPath, string? Database, string DataDirectory, bool Json, SyncOptions Sync)
+internal sealed record CliSettings(AppSettings App, bool Json)
 {
-    public static IConfigurationRoot Configuration() => new ConfigurationBuilder()
-        .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true)
-        .AddEnvironmentVariables()
-        .Build();
+    public string ConfigPath => App.ConfigPath;
+    public string? Database => App.Database;
+    public string DataDirectory => App.DataDirectory;
+    public string? DataDirectoryHint => App.DataDirectoryHint;
 
-    public static CliSettings From(ParseResult parse)
+    public static CliSettings From(ParseResult parse) =>
+        new(AppSettings.From(AppConfiguration.Build(Switches(parse))), parse.GetValue(SchedSyncCommand.Json));
+
+    /// <summary>The options given on the command line (not their defaults), by name: the command-line source.</summary>
+    private static IEnumerable<KeyValuePair<string, string?>> Switches(ParseResult parse)
     {
-        var configuration = Configuration();
-        string? Setting(string env, string key) =>
-            configuration[env] is { Length: > 0 } fromEnv ? fromEnv : configuration[$"ScheduleSync:{key}"];
-
-        var config = parse.GetValue(SchedSyncCommand.Config) ?? Setting("SCHEDSYNC_CONFIG", "Config") ?? "schedule_config.yml";
-        var database = parse.GetValue(SchedSyncCommand.Database) ?? Setting("SCHEDSYNC_DATABASE", "Database");
-        var configuredData = Setting("SCHEDSYNC_DATA_DIR", "DataDirectory");
-        var dataDirectory = configuredData ?? Hosting.StateDirectory.DefaultDataDirectory(config);
-        var sync = new SyncOptions();
-        configuration.GetSection("ScheduleSync:Sync").Bind(sync);
-        return new CliSettings(Path.GetFullPath(config), string.IsNullOrWhiteSpace(database) ? null : database, dataDirectory,
-            parse.GetValue(SchedSyncCommand.Json), sync)
+        for (SymbolResult? result = parse.CommandResult; result is not null; result = result.Parent)
         {
-            DataDirectoryHint = configuredData is null ? Hosting.StateDirectory.MoveHint(config) : null,
-        };
+            if (result is not CommandResult command) continue;
+            foreach (var option in command.Children.OfType<OptionResult>())
+            {
+                if (option.Implicit || option.Option.ValueType != typeof(string)) continue;
+                yield return new(option.Option.Name, option.GetValueOrDefault<string?>());
+            }
+        }
     }
-
-    /// <summary>When an older install's cluster is still in the config folder: how to move it out (one line).</summary>
-    public string? DataDirectoryHint { get; init; }
 }

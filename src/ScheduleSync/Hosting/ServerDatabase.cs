@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using ScheduleSync.Cli;
 
 namespace ScheduleSync.Hosting;
 
@@ -27,7 +26,7 @@ internal sealed class ServerDatabase : IAsyncDisposable
     public string ConnectionString { get; }
 
     /// <summary>Takes the serve lock (refusing a second server on the same config), then starts or attaches to the cluster.</summary>
-    public static async Task<ServerDatabase> OpenAsync(CliSettings settings, string urls, CancellationToken ct)
+    public static async Task<ServerDatabase> OpenAsync(AppSettings settings, string urls, CancellationToken ct)
     {
         var serveLock = ServeLock.Acquire(settings.ConfigPath, urls);
         try

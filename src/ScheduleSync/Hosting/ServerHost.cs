@@ -1,11 +1,8 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Options;
 using Npgsql;
 using ScheduleSync.Api;
-using ScheduleSync.Cli;
 using ScheduleSync.Database;
 using ScheduleSync.Events;
-using ScheduleSync.Files;
 using ScheduleSync.Sync;
 using ScheduleSync.Tasks;
 using ScheduleSync.Ui;
@@ -15,42 +12,47 @@ namespace ScheduleSync.Hosting;
 /// <summary>Composes the server: the one method that both <c>schedsync serve</c> and the tests call.</summary>
 internal static class ServerHost
 {
-    public static async Task<WebApplication> BuildServerAsync(CliSettings settings, ServerOptions server, Action<WebApplicationBuilder>? configure = null, CancellationToken ct = default)
+    /// <summary>
+    /// Builds the server from <paramref name="configuration"/> (<see cref="AppConfiguration"/>; tests give an in-memory
+    /// one). Settings are checked before anything is started; <paramref name="configure"/> runs last, before Build.
+    /// </summary>
+    public static async Task<WebApplication> BuildServerAsync(IConfiguration configuration, Action<WebApplicationBuilder>? configure = null, CancellationToken ct = default)
     {
+        var settings = AppSettings.From(configuration);
+        var server = AppServices.ReadChecked<ServerOptions>(configuration, AppConfiguration.ServerSection, OptionsChecks.Server);
+        // The others are checked again by ValidateOnStart; here they stop the start before the serve lock or the cluster.
+        AppServices.ReadChecked<SyncOptions>(configuration, AppConfiguration.SyncSection, OptionsChecks.Sync);
+        AppServices.ReadChecked<EventOptions>(configuration, AppConfiguration.EventsSection, OptionsChecks.Events);
+        var token = ServerStartChecks.ResolveToken(configuration);
+        var logFormat = ServerLogging.ResolveFormat(configuration);
         var urls = server.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         // Fails early on the configured URLs; ListenAddressCheck checks again what was actually bound.
-        if (string.IsNullOrEmpty(server.Token) && urls.FirstOrDefault(u => !ListenAddresses.IsLoopback(u)) is { } open)
+        if (string.IsNullOrEmpty(token) && urls.FirstOrDefault(u => !ListenAddresses.IsLoopback(u)) is { } open)
             throw new InvalidOperationException($"refusing to listen on {open} without a token: set --token / --token-file / SCHEDSYNC_TOKEN, or listen on loopback only (127.0.0.1, [::1], localhost)");
+        ServerStartChecks.CheckPortsFree(server.Urls);
 
         var database = await ServerDatabase.OpenAsync(settings, server.Urls, ct);
         var connectionString = database.ConnectionString;
         var embedded = database.Embedded;
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        // The user's appsettings.json in the working directory applies too (as for the CLI), the environment still wins.
-        builder.Configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true).AddEnvironmentVariables();
+        // The one configuration, nothing else: not the appsettings.json beside the executable the builder would read.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddConfiguration(configuration);
         builder.WebHost.UseUrls(urls);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = server.MaxRequestBodyBytes);
-        ServerLogging.Configure(builder.Logging, server.LogFormat);
+        ServerLogging.Configure(builder.Logging, logFormat);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         var services = builder.Services;
-        services.AddSingleton(TimeProvider.System);
-        services.AddSingleton(Options.Create(server));
+        services.AddAppSettings(settings);
+        services.PostConfigure<ServerOptions>(o => o.Token = token);
         services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString)); // created by the container: disposed (its pool closed) with the server
         services.AddServerDatabase(database);
-        services.AddSingleton(_ => ConfigFileStore.Open(settings.ConfigPath));
-        services.AddSingleton(settings.Sync);
-        services.AddSingleton<TaskStore>();
-        services.AddSingleton(sp =>
-        {
-            var runner = ActivatorUtilities.CreateInstance<SyncRunner>(sp);
-            runner.Progress = new LoggingProgress(sp.GetRequiredService<ILogger<SyncRunner>>()); // a large run's phases in the log
-            return runner;
-        });
-        services.AddSingleton<ConflictService>();
-        services.AddSingleton(new EventOptions());
-        services.AddSingleton<EventHub>();
+        services.AddFileStore();
+        services.AddTaskStore();
+        services.AddSync(sp => new LoggingProgress(sp.GetRequiredService<ILogger<SyncRunner>>())); // a large run's phases in the log
+        services.AddEvents();
         services.AddSingleton<SyncCoordinator>();
         services.AddHostedService<MigrationService>();
         services.AddHostedService<EventFeedService>();
@@ -61,7 +63,7 @@ internal static class ServerHost
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
         services.AddServerTelemetry(builder.Configuration);
         services.AddProblemDetails();
-        services.AddServerSecurity(builder.Logging, server.Token);
+        services.AddServerSecurity(builder.Logging, token);
         services.AddOpenApi();
         services.AddHealthChecks()
             .AddCheck<DatabaseHealthCheck>("database", tags: ["ready"])

@@ -14,23 +14,20 @@ namespace ScheduleSync.Hosting;
 /// <summary>
 /// How the server logs: <c>text</c> (one plain line per message: time, level, category, message) or <c>json</c>
 /// (Microsoft.Extensions.Logging's JSON console formatter, one object per line, for log shippers). Chosen by
-/// <c>--log-format</c>, else <c>SCHEDSYNC_LOG_FORMAT</c>, else <c>ScheduleSync:Logging:Format</c> in appsettings.json.
+/// <c>ScheduleSync:Logging:Format</c> (<c>--log-format</c>, <c>SCHEDSYNC_LOG_FORMAT</c>, appsettings.json).
 /// </summary>
 internal static partial class ServerLogging
 {
     public const string Text = "text";
     public const string Json = "json";
-    public const string FormatVariable = "SCHEDSYNC_LOG_FORMAT";
 
-    /// <summary>The format to use; an unknown value is an error naming where it came from.</summary>
-    public static string ResolveFormat(string? flag, IConfiguration configuration)
+    /// <summary>The format to use (<c>ScheduleSync:Logging:Format</c>); an unknown value is an error naming where it came from.</summary>
+    public static string ResolveFormat(IConfiguration configuration)
     {
-        var (value, source) = flag is not null ? (flag, "--log-format")
-            : Environment.GetEnvironmentVariable(FormatVariable) is { Length: > 0 } env ? (env, FormatVariable)
-            : configuration["ScheduleSync:Logging:Format"] is { Length: > 0 } configured ? (configured, "ScheduleSync:Logging:Format")
-            : (Text, "default");
+        if (configuration[Hosting.AppConfiguration.LogFormatKey] is not { Length: > 0 } value) return Text;
         var format = value.Trim().ToLowerInvariant();
-        return format is Text or Json ? format : throw new InvalidOperationException($"{source} is '{value}': use text or json");
+        return format is Text or Json ? format
+            : throw new StartupException($"{Hosting.AppConfiguration.Describe(configuration, Hosting.AppConfiguration.LogFormatKey)} is '{value}': use text or json");
     }
 
     public static void Configure(ILoggingBuilder logging, string format)

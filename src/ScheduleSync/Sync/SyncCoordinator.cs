@@ -5,26 +5,6 @@ using ScheduleSync.Files;
 
 namespace ScheduleSync.Sync;
 
-/// <summary>Server settings (section "Server").</summary>
-public sealed class ServerOptions
-{
-    public string Urls { get; set; } = "http://127.0.0.1:5080";
-    public string? Token { get; set; }
-    /// <summary>The safety-net sync interval.</summary>
-    public TimeSpan PeriodicInterval { get; set; } = TimeSpan.FromMinutes(5);
-    /// <summary>How long the watcher waits after a file event for the editor to finish.</summary>
-    public TimeSpan WatchDebounce { get; set; } = TimeSpan.FromMilliseconds(50);
-    /// <summary>Fallback poll of the file (stat, then checksum when it moved), for file systems without events.</summary>
-    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
-    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
-    /// <summary>Host names the server answers to besides its bound addresses and localhost ("*.example.com" allowed).</summary>
-    public string[] AllowedHosts { get; set; } = [];
-    /// <summary>Origins (scheme://host:port) of a separately hosted UI that may send state-changing requests.</summary>
-    public string[] AllowedOrigins { get; set; } = [];
-    /// <summary>"text" or "json" (--log-format, SCHEDSYNC_LOG_FORMAT, ScheduleSync:Logging:Format).</summary>
-    public string LogFormat { get; set; } = "text";
-}
-
 /// <summary>
 /// The one place syncs run in the server: every trigger (start-up, watcher, API write, NOTIFY, periodic, POST /api/sync)
 /// asks here, requests that arrive while a run is going are served together by the next run (group commit: a burst

@@ -5,10 +5,8 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Npgsql;
-using ScheduleSync.Cli;
 using ScheduleSync.Files;
 using ScheduleSync.Hosting;
-using ScheduleSync.Sync;
 using ScheduleSync.Tests.Infrastructure;
 
 namespace ScheduleSync.Tests.Hosting;
@@ -254,8 +252,8 @@ public sealed class EmbeddedClusterProcessTests
     {
         using var temp = NewConfigFolder();
         var cluster = await EmbeddedPostgres.StartAsync(temp.File("external"), durable: false);
-        var settings = new CliSettings(temp.File("schedule_config.yml"), cluster.ConnectionString, temp.File("unused"), Json: false, new SyncOptions());
-        await using var app = await ServerHost.BuildServerAsync(settings, new ServerOptions { Urls = "http://127.0.0.1:0" });
+        var configuration = TestConfiguration.For(temp.File("schedule_config.yml"), cluster.ConnectionString, temp.File("unused"), new ServerOptions { Urls = "http://127.0.0.1:0" });
+        await using var app = await ServerHost.BuildServerAsync(configuration);
         await app.StartAsync();
         try
         {

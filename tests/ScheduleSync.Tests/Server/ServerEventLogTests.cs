@@ -89,7 +89,7 @@ public sealed class ServerEventLogTests(ITestOutputHelper output)
         return detected.Long("conflict_id")!.Value;
     }
 
-    private static void HoldOffWatcher(ScheduleSync.Sync.ServerOptions o)
+    private static void HoldOffWatcher(ScheduleSync.Hosting.ServerOptions o)
     {
         o.WatchDebounce = TimeSpan.FromMinutes(10);
         o.PollInterval = TimeSpan.FromMinutes(10);

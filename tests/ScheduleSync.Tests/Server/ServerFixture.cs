@@ -10,10 +10,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using ScheduleSync.Cli;
 using ScheduleSync.Events;
 using ScheduleSync.Hosting;
-using ScheduleSync.Sync;
 using ScheduleSync.Tests.Infrastructure;
 using ScheduleSync.Yaml;
 
@@ -99,8 +97,8 @@ internal sealed class ServerFixture : IAsyncDisposable
     {
         Options = new ServerOptions { Urls = "http://127.0.0.1:0" };
         _options?.Invoke(Options);
-        var settings = new CliSettings(ConfigPath, ConnectionString, Path.Combine(Folder, ".schedsync", "pgdata"), Json: false, new SyncOptions());
-        App = await ServerHost.BuildServerAsync(settings, Options, builder =>
+        var configuration = TestConfiguration.For(ConfigPath, ConnectionString, Path.Combine(Folder, ".schedsync", "pgdata"), Options);
+        App = await ServerHost.BuildServerAsync(configuration, builder =>
         {
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
             _configure?.Invoke(builder);

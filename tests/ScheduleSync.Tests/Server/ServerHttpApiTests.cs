@@ -1,9 +1,8 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
-using ScheduleSync.Cli;
 using ScheduleSync.Hosting;
-using ScheduleSync.Sync;
+using ScheduleSync.Tests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace ScheduleSync.Tests.Server;
@@ -154,9 +153,9 @@ public sealed class ServerHttpApiTests(ITestOutputHelper output)
     [InlineData("http://127.0.0.1:0;http://0.0.0.0:0")]
     public async Task Without_a_token_listening_beyond_loopback_is_refused(string urls)
     {
-        var settings = new CliSettings("/nonexistent/schedule_config.yml", "Host=127.0.0.1;Database=unused", "/nonexistent/pgdata", Json: false, new SyncOptions());
+        var configuration = TestConfiguration.For("/nonexistent/schedule_config.yml", "Host=127.0.0.1;Database=unused", "/nonexistent/pgdata", new ServerOptions { Urls = urls });
 
-        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => ServerHost.BuildServerAsync(settings, new ServerOptions { Urls = urls }));
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => ServerHost.BuildServerAsync(configuration));
 
         Assert.Contains("token", refused.Message, StringComparison.Ordinal);
     }

@@ -19,7 +19,7 @@ public sealed class ServerRetryTests(ITestOutputHelper output)
     private static readonly TimeSpan Eventually = TimeSpan.FromSeconds(60);
 
     /// <summary>No periodic sync within the test: only a retry can export.</summary>
-    private static void NoSafetyNet(ScheduleSync.Sync.ServerOptions o) => o.PeriodicInterval = TimeSpan.FromHours(1);
+    private static void NoSafetyNet(ScheduleSync.Hosting.ServerOptions o) => o.PeriodicInterval = TimeSpan.FromHours(1);
 
     private async Task<string> CreateAndReadExportHeaderAsync(ServerFixture server)
     {

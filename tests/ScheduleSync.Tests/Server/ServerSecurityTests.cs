@@ -5,9 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
-using ScheduleSync.Cli;
 using ScheduleSync.Hosting;
-using ScheduleSync.Sync;
 using ScheduleSync.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -245,9 +243,8 @@ public sealed class ServerSecurityTests(ITestOutputHelper output)
         var connectionString = await TestPostgres.CreateDatabaseAsync("sec_new_route");
         using var folder = new TempDirectory();
         await File.WriteAllTextAsync(folder.File("schedule_config.yml"), ServerFixture.DefaultYaml);
-        var settings = new CliSettings(folder.File("schedule_config.yml"), connectionString, folder.File("pgdata"), Json: false, new SyncOptions());
-        var options = new ServerOptions { Urls = "http://127.0.0.1:0", Token = Token };
-        await using var app = await ServerHost.BuildServerAsync(settings, options, builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
+        var configuration = TestConfiguration.For(folder.File("schedule_config.yml"), connectionString, folder.File("pgdata"), new ServerOptions { Urls = "http://127.0.0.1:0", Token = Token });
+        await using var app = await ServerHost.BuildServerAsync(configuration, builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
         app.MapGet("/api/added-later", () => "the secret");
         app.MapGroup("/api/added-group").MapPost("/", () => "changed");
         app.MapGet("/admin/export", () => "the secret"); // not under /api: no path prefix decides

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text;
-using ScheduleSync.Sync;
+using ScheduleSync.Hosting;
 
 namespace ScheduleSync.Tests.Server;
 

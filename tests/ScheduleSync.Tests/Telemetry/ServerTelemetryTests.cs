@@ -3,7 +3,7 @@ using System.Net;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using ScheduleSync.Sync;
+using ScheduleSync.Hosting;
 using ScheduleSync.Tests.Server;
 
 namespace ScheduleSync.Tests.Telemetry;
