@@ -83,7 +83,7 @@ internal sealed class StepBreakdown(Report report, int n, int runs, IReadOnlyDic
         using var fileLock = store.Lock();
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var tx = await connection.BeginTransactionAsync();
-        await SyncRunner.ExecuteAsync(connection, tx, "SELECT pg_advisory_xact_lock($1)", default, SyncRunner.SyncLockKey);
+        await SyncTables.ExecuteAsync(connection, tx, "SELECT pg_advisory_xact_lock($1)", default, SyncTables.SyncLockKey);
         Time(scenario, "file lock + connection + BEGIN + advisory lock", t);
 
         t = Stopwatch.GetTimestamp();
@@ -93,7 +93,7 @@ internal sealed class StepBreakdown(Report report, int n, int runs, IReadOnlyDic
         t = Stopwatch.GetTimestamp();
         await using (var state = new NpgsqlCommand("SELECT change_counter, synced_change_counter, synced_file_checksum FROM sync_state WHERE id = 1", connection, tx))
             await state.ExecuteScalarAsync();
-        await SyncRunner.ExecuteAsync(connection, tx, "LOCK TABLE scheduled_tasks IN SHARE ROW EXCLUSIVE MODE", default);
+        await SyncTables.ExecuteAsync(connection, tx, "LOCK TABLE scheduled_tasks IN SHARE ROW EXCLUSIVE MODE", default);
         Time(scenario, "read sync_state + LOCK TABLE", t);
 
         t = Stopwatch.GetTimestamp();
@@ -101,8 +101,8 @@ internal sealed class StepBreakdown(Report report, int n, int runs, IReadOnlyDic
         Time(scenario, "TaskStore.ListAsync (all rows, each re-validated)", t);
 
         t = Stopwatch.GetTimestamp();
-        var bases = await SyncRunner.ReadBaseAsync(connection, tx, default);
-        Time(scenario, "SyncRunner.ReadBaseAsync (all base rows, JSON → task)", t);
+        var bases = await new SyncTables(dataSource).ReadBaseAsync(connection, tx, default);
+        Time(scenario, "SyncTables.ReadBaseAsync (all base rows, JSON → task)", t);
 
         t = Stopwatch.GetTimestamp();
         var open = new HashSet<string>(StringComparer.Ordinal);
@@ -146,11 +146,11 @@ internal sealed class StepBreakdown(Report report, int n, int runs, IReadOnlyDic
         Time(scenario, "TaskStore.UpsertManyAsync (+ audit/counter triggers)", t);
 
         t = Stopwatch.GetTimestamp();
-        await SyncRunner.WriteBaseAsync(connection, tx,
+        await new SyncTables(dataSource).WriteBaseAsync(connection, tx,
             [.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
             [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove).Select(a => a.Id)],
             default);
-        Time(scenario, "SyncRunner.WriteBaseAsync", t);
+        Time(scenario, "SyncTables.WriteBaseAsync", t);
 
         var exports = actions.Where(a => a.ChangesFile).ToList();
         if ((exports.Count > 0) != expectExports) throw new InvalidOperationException($"{scenario}: {exports.Count} exports");
@@ -182,7 +182,7 @@ internal sealed class StepBreakdown(Report report, int n, int runs, IReadOnlyDic
             finish.Parameters.Add(new NpgsqlParameter { Value = checksumAfter });
             await finish.ExecuteNonQueryAsync();
         }
-        await SyncRunner.ExecuteAsync(connection, tx,
+        await SyncTables.ExecuteAsync(connection, tx,
             "UPDATE sync_state SET synced_change_counter = change_counter, synced_file_checksum = $1, synced_at = now() WHERE id = 1",
             default, checksumAfter);
         Time(scenario, "finish run (sync_runs, sync_state)", t);
