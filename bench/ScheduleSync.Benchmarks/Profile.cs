@@ -105,6 +105,8 @@ internal static class Profile
                         await using (var dataSource = NpgsqlDataSource.Create(connectionString))
                         {
                             await env.SettleAsync();
+                            var tables = new SyncTables(dataSource, "bench");
+                            await tables.EnsureAsync(default);
                             await using var connection = await dataSource.OpenConnectionAsync();
                             await using var tx = await connection.BeginTransactionAsync();
                             await SyncTables.ExecuteAsync(connection, tx, $"SET LOCAL jit = {jit}", default);
@@ -113,7 +115,7 @@ internal static class Profile
                             await TaskStore.UpsertManyAsync(connection, tx, tasksToImport, "jit", default);
                             var upsert = Floors.Ms(start);
                             start = Stopwatch.GetTimestamp();
-                            await new SyncTables(dataSource).WriteBaseAsync(connection, tx, tasksToImport, [], default);
+                            await tables.WriteBaseAsync(connection, tx, tasksToImport, [], default);
                             var writeBase = Floors.Ms(start);
                             await tx.CommitAsync();
                             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"N={n} jit={jit}: UpsertManyAsync {upsert:0} ms, WriteBaseAsync {writeBase:0} ms"));

@@ -22,7 +22,7 @@ internal sealed class CliHost : IAsyncDisposable
         _embedded = embedded;
         Store = ConfigFileStore.Open(settings.ConfigPath);
         Tasks = new TaskStore(dataSource);
-        Runner = new SyncRunner(dataSource, Store, syncOptions, loggers.CreateLogger<SyncRunner>())
+        Runner = new SyncRunner(dataSource, Store, syncOptions, loggers.CreateLogger<SyncRunner>(), settings.Replica)
         {
             // Phases of a long run on stderr when it is a terminal (issue 14); nothing in a pipe.
             Progress = TerminalProgress.ForStandardError(),

@@ -26,12 +26,21 @@ internal sealed record CliSettings(string ConfigPath, string? Database, string D
         var dataDirectory = configuredData ?? Hosting.StateDirectory.DefaultDataDirectory(config);
         var sync = new SyncOptions();
         configuration.GetSection("ScheduleSync:Sync").Bind(sync);
+        var replicaFlag = parse.GetValue(SchedSyncCommand.Replica);
         return new CliSettings(Path.GetFullPath(config), string.IsNullOrWhiteSpace(database) ? null : database, dataDirectory,
             parse.GetValue(SchedSyncCommand.Json), sync)
         {
             DataDirectoryHint = configuredData is null ? Hosting.StateDirectory.MoveHint(config) : null,
+            ReplicaSetting = replicaFlag is not null ? (replicaFlag, "--replica")
+                : Setting("SCHEDSYNC_REPLICA", "Replica") is { } fromEnv ? (fromEnv, "SCHEDSYNC_REPLICA") : null,
         };
     }
+
+    /// <summary>The replica name as configured and where it came from; null for the default (SPEC §8).</summary>
+    public (string Value, string Source)? ReplicaSetting { get; init; }
+
+    /// <summary>This copy's replica name; throws <see cref="ArgumentException"/> naming the setting when it is not a valid name.</summary>
+    public ReplicaName Replica => ReplicaName.From(ReplicaSetting?.Value, ConfigPath, ReplicaSetting?.Source ?? "--replica");
 
     /// <summary>When an older install's cluster is still in the config folder: how to move it out (one line).</summary>
     public string? DataDirectoryHint { get; init; }

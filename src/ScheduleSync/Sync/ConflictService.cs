@@ -15,6 +15,9 @@ internal sealed record ConflictRecord(
     long Id, string TaskId, TaskDefinition? Base, TaskDefinition? Yaml, TaskDefinition? Database, string Status,
     DateTime DetectedAt, string? Choice, TaskDefinition? Result, string? ResolvedBy, DateTime? ResolvedAt)
 {
+    /// <summary>The replica whose file and database disagree (SPEC §8): only it can resolve the conflict.</summary>
+    public string Replica { get; init; } = "";
+
     /// <summary>Every field on which the three versions are not all equal.</summary>
     public IReadOnlyList<FieldDifference> Differences()
     {
@@ -45,10 +48,14 @@ internal sealed class ConflictService(SyncRunner runner)
     private readonly NpgsqlDataSource _dataSource = runner.DataSource;
     private readonly ConfigFileStore _store = runner.Store;
 
+    /// <summary>This replica's conflicts (another replica's are its own business: its file, its resolution).</summary>
     public async Task<IReadOnlyList<ConflictRecord>> ListAsync(string? status = "open", CancellationToken ct = default)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT {Columns} FROM sync_conflicts WHERE $1::text IS NULL OR status = $1 ORDER BY id");
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        var tables = await runner.Tables.ForReadingAsync(connection, null, ct);
+        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM sync_conflicts WHERE ($1::text IS NULL OR status = $1) AND replica = $2 ORDER BY id", connection);
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)status ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = tables.Replica });
         await using var reader = await command.ExecuteReaderAsync(ct);
         var list = new List<ConflictRecord>();
         while (await reader.ReadAsync(ct))
@@ -70,13 +77,19 @@ internal sealed class ConflictService(SyncRunner runner)
     public async Task<ConflictRecord> ResolveAsync(long id, ResolutionChoice choice, IReadOnlyDictionary<string, JsonElement>? fields, string actor, CancellationToken ct = default)
     {
         SyncPlanner.CheckResolutionFields(choice, fields);
+        await runner.Tables.EnsureAsync(ct); // the legacy conflicts of a database from before replicas become this replica's
         using var fileLock = _store.Lock();
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await SyncTables.ExecuteAsync(connection, tx, "SELECT pg_advisory_xact_lock($1)", ct, SyncTables.SyncLockKey);
+        await using (var lockReplica = new NpgsqlBatch(connection, tx) { BatchCommands = { SyncTables.LockCommand(runner.Replica) } })
+            await lockReplica.ExecuteNonQueryAsync(ct);
         var conflict = await GetAsync(connection, tx, id, lockRow: true, ct) ?? throw new ConflictNotFoundException(id);
         if (conflict.Status != "open")
             throw new ResolutionException($"conflict {id} is already resolved ({conflict.Choice} by {conflict.ResolvedBy})");
+        if (conflict.Replica != runner.Replica)
+            throw new ResolutionException($"conflict {id} belongs to replica '{conflict.Replica}' (its copy of the file), not to this one ('{runner.Replica}'); resolve it there, or run with --replica '{conflict.Replica}' on its host");
+        // The row stays as read until this commits: another writer waits instead of being overwritten unseen.
+        await SyncTables.ExecuteAsync(connection, tx, "SELECT 1 FROM scheduled_tasks WHERE id = $1 FOR UPDATE", ct, conflict.TaskId);
 
         var snapshot = _store.Read();
         var document = runner.Load(snapshot);
@@ -158,7 +171,7 @@ internal sealed class ConflictService(SyncRunner runner)
         _ => "merge",
     };
 
-    private const string Columns = "id, task_id, base::text, yaml::text, db::text, status, detected_at, choice, result::text, resolved_by, resolved_at";
+    private const string Columns = "id, task_id, base::text, yaml::text, db::text, status, detected_at, choice, result::text, resolved_by, resolved_at, replica";
 
     private static async Task<ConflictRecord?> GetAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, long id, bool lockRow, CancellationToken ct)
     {
@@ -175,6 +188,6 @@ internal sealed class ConflictService(SyncRunner runner)
             reader.IsDBNull(column) || reader.GetString(column) == "null" ? null : TaskJson.FromCanonical(taskId, reader.GetString(column));
         return new ConflictRecord(reader.GetInt64(0), taskId, Task(2), Task(3), Task(4), reader.GetString(5), reader.GetFieldValue<DateTime>(6),
             reader.IsDBNull(7) ? null : reader.GetString(7), Task(8), reader.IsDBNull(9) ? null : reader.GetString(9),
-            reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTime>(10));
+            reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTime>(10)) { Replica = reader.GetString(11) };
     }
 }

@@ -13,17 +13,23 @@ namespace ScheduleSync.Sync;
 /// then commits. A crash anywhere leaves a state the next run completes: exported tasks are already equal on both
 /// sides (Y = D), imports not yet committed are still "changed in the file" (D = B ≠ Y).
 /// </summary>
-internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFileStore store, SyncOptions options, ILogger<SyncRunner>? logger = null)
+internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFileStore store, SyncOptions options, ILogger<SyncRunner>? logger = null, ReplicaName? replica = null)
 {
     private const int MaxAttempts = 5;
+    /// <summary>Runs that found a row changed under them start over; under a storm of writes, give up after this many.</summary>
+    private const int MaxReplans = 50;
     private readonly ILogger _logger = logger ?? NullLogger<SyncRunner>.Instance;
     private readonly ParsedDocumentCache _documents = new(store.ConfigPath);
 
     public ConfigFileStore Store => store;
     public NpgsqlDataSource DataSource => dataSource;
 
-    /// <summary>The SQL of the sync tables (base, conflicts, runs, state, recorded exports).</summary>
-    public SyncTables Tables { get; } = new(dataSource);
+    /// <summary>This copy's name among several on one database (SPEC §8).</summary>
+    public string Replica { get; } = replica?.Name ?? ReplicaName.Default(store.ConfigPath).Name;
+
+    /// <summary>The SQL of this replica's sync tables (base, conflicts, runs, state, recorded exports).</summary>
+    public SyncTables Tables => _tables ??= new SyncTables(dataSource, Replica);
+    private SyncTables? _tables;
 
     /// <summary>Where runs report their phases (issue 14: a terminal, a server's log); null reports nothing.</summary>
     public IProgress<SyncProgress>? Progress { get; set; }
@@ -39,9 +45,10 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         activity?.SetTag("schedsync.sync.trigger", trigger);
         try
         {
-            for (var attempt = 1; ; attempt++)
+            await Tables.EnsureAsync(ct);
+            for (int attempt = 1, replans = 0; ; )
             {
-                var result = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
+                var (result, rowsMoved) = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
                 if (result is not null)
                 {
                     result = result with { Duration = clock.Elapsed };
@@ -49,7 +56,11 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
                     Hosting.Telemetry.RecordRun(activity, trigger, result, clock.Elapsed);
                     return result;
                 }
-                if (attempt == MaxAttempts)
+                // A row changed between our read and our write (another writer): plan again from what is there now.
+                if (rowsMoved && ++replans < MaxReplans) continue;
+                if (rowsMoved)
+                    throw new InvalidOperationException($"the database kept changing during the sync of {store.ConfigPath}; gave up after {MaxReplans} attempts");
+                if (++attempt > MaxAttempts)
                     throw new InvalidOperationException($"{store.ConfigPath} kept changing during the sync; gave up after {MaxAttempts} attempts");
                 // The file changed between our read and our write (an editor takes no lock): plan again from the new content.
             }
@@ -91,8 +102,11 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         if (result.Error is not null) Log.InvalidRows(_logger, trigger, result.Error);
     }
 
-    /// <summary>One attempt; null when the file changed under us and the attempt was rolled back.</summary>
-    private async Task<SyncResult?> TryRunAsync(string trigger, bool force, bool allowMassDelete, string source, CancellationToken ct, SyncMode mode, FileSnapshot? replacement)
+    /// <summary>
+    /// One attempt; null when the file changed under us, or (<c>RowsMoved</c>) a row the plan writes changed after it was
+    /// read, and the attempt was rolled back.
+    /// </summary>
+    private async Task<(SyncResult? Result, bool RowsMoved)> TryRunAsync(string trigger, bool force, bool allowMassDelete, string source, CancellationToken ct, SyncMode mode, FileSnapshot? replacement)
     {
         using var fileLock = store.Lock();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
@@ -100,9 +114,9 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         var (counter, syncedCounter, syncedChecksum, openCount) = await Tables.LockAndReadStateAsync(connection, tx, ct);
         var snapshot = store.Read();
         if (!force && replacement is null && syncedCounter == counter && syncedChecksum == snapshot.Checksum)
-            return new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = openCount };
+            return (new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = openCount }, false);
 
-        var (document, plan, open) = await PrepareAsync(connection, tx, replacement ?? snapshot, allowMassDelete, lockTable: true, ct, mode, trigger);
+        var (document, plan, open, versions) = await PrepareAsync(Tables, connection, tx, replacement ?? snapshot, allowMassDelete, ct, mode, trigger);
         if (plan is null)
         {
             var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
@@ -110,7 +124,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             await SyncEvents.AppendAsync(connection, tx,
                 [("sync_error", new { reason = error, trigger, problems = document.Problems.Select(p => p.Format(store.ConfigPath)).Take(50) })], ct);
             await tx.CommitAsync(ct);
-            return new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
+            return (new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count }, false);
         }
         CrashHook.At("after-plan");
         if (plan.IsRefused)
@@ -119,8 +133,23 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             await Tables.RememberRefusalAsync(connection, tx, (replacement ?? snapshot).Checksum, plan, ct);
             await SyncEvents.AppendAsync(connection, tx, [("sync_error", new { reason = plan.Refusal, trigger })], ct);
             await tx.CommitAsync(ct);
-            return new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
+            return (new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count }, false);
         }
+        if (!force && replacement is null && syncedChecksum == snapshot.Checksum && !plan.Changes.Any())
+        {
+            // Only the database's counter moved and there is nothing to do (typically the NOTIFY of this replica's own
+            // import, or a change another replica already brought here): no run is recorded, no event — after
+            // quiescence, replicas stay quiet. A frozen task's newest database version still reaches its open conflict.
+            await Tables.RefreshConflictsAsync(connection, tx, [.. plan.Actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct);
+            await Tables.RecordQuietRunAsync(connection, tx, counter, snapshot.Checksum, ct);
+            await tx.CommitAsync(ct);
+            return (new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = open.Count }, false);
+        }
+
+        // Rows the plan writes must still be the versions it was made from (no table lock: writers go on meanwhile).
+        var imports = plan.Actions.Where(a => a.ChangesDatabase).ToList();
+        if (!await SyncTables.CheckRowsAsync(connection, tx, imports.ToDictionary(a => a.Id, a => versions.TryGetValue(a.Id, out var v) ? v : (long?)null, StringComparer.Ordinal), ct))
+            return (null, true);
 
         var run = await Tables.StartRunAsync(connection, tx, trigger, snapshot.Checksum, new ChangeContext(source, $"schedsync:{trigger}"), ct);
 
@@ -133,6 +162,8 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             [.. actions.Where(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge).Select(a => a.Result!)],
             $"schedsync:{trigger}", ct);
         await TaskStore.DeleteManyAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportDelete).Select(a => a.Id)], ct);
+        if (!await SyncTables.CheckInsertedAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportInsert).Select(a => a.Id)], ct))
+            return (null, true);
         await Tables.WriteBaseAsync(connection, tx,
             [.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
             [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove
@@ -178,7 +209,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             {
                 case WriteResult.ChangedMeanwhile:
                     await tx.RollbackAsync(ct);
-                    return null;
+                    return (null, false);
                 case WriteResult.Written done:
                     checksumAfter = done.Checksum;
                     Remember(done.Checksum, written);
@@ -212,12 +243,12 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             .. result.Error is null ? [] : new[] { ("sync_error", (object)new { reason = result.Error, trigger, invalid_task_ids = result.InvalidRows }) },
             .. warnings.Count == 0 ? [] : new[] { ("sync_warning", (object)new { reason = "the file was partly re-rendered in the canonical layout", trigger, warnings }) },
         ], ct);
-        await Tables.FinishRunAsync(connection, tx, result, ct);
+        await Tables.FinishRunAsync(connection, tx, result, counter, ct);
         await Tables.AfterRunAsync(connection, tx, result, ct);
         Progress?.Report(new SyncProgress("committing", Large: large));
         CrashHook.At("before-commit");
         await tx.CommitAsync(ct);
-        return result;
+        return (result, false);
     }
 
     /// <summary>What a sync would do now, without changing anything (no locks: a read-only snapshot).</summary>
@@ -229,7 +260,8 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         using var finished = new ProgressFinished(Progress);
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
-        var (document, plan, _) = await PrepareAsync(connection, tx, snapshot ?? store.Read(), allowMassDelete, lockTable: false, ct, mode, trigger);
+        var tables = await Tables.ForReadingAsync(connection, tx, ct);
+        var (document, plan, _, _) = await PrepareAsync(tables, connection, tx, snapshot ?? store.Read(), allowMassDelete, ct, mode, trigger);
         await tx.RollbackAsync(ct);
         return (document, plan);
     }
@@ -239,19 +271,19 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     /// Hashes are compared first: only tasks whose file, database and base hashes are not all equal (or that have an
     /// open conflict, or a row changed by plain SQL) are loaded in full and planned, so one change costs little.
     /// </summary>
-    private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open)> PrepareAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, bool lockTable, CancellationToken ct,
+    private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open, Dictionary<string, long> Versions)> PrepareAsync(
+        SyncTables tables, NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, CancellationToken ct,
         SyncMode mode = SyncMode.Normal, string trigger = "cli")
     {
-        var (databaseHashes, baseHashes, open) = await Tables.ReadHashesAsync(connection, tx, lockTable, ct);
-        var memory = await Tables.ReadMemoryAsync(connection, tx, ct);
+        var (databaseHashes, baseHashes, open) = await tables.ReadHashesAsync(connection, tx, ct);
+        var memory = await tables.ReadMemoryAsync(connection, tx, ct);
         var large = databaseHashes.Count >= SyncProgress.LargeRun || snapshot.Bytes.Length >= SyncProgress.LargeFileBytes;
         var document = _documents.Load(snapshot,
             Progress is { } progress ? (done, total) => progress.Report(new SyncProgress("validating", done, total, "tasks", large || total >= SyncProgress.LargeRun)) : null,
             () => Progress?.Report(new SyncProgress(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"parsing {Path.GetFileName(store.ConfigPath)} ({snapshot.Bytes.Length / 1024.0 / 1024.0:0.0} MB)"), Large: large)));
         if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
-            return (document, null, open);
+            return (document, null, open, []);
 
         var yaml = document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal);
         var yamlInvalid = document.InvalidTaskIds.ToHashSet(StringComparer.Ordinal);
@@ -261,7 +293,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         large |= yaml.Count >= SyncProgress.LargeRun;
         Progress?.Report(new SyncProgress("planning", 0, differing.Count, "tasks", large));
         var stored = differing.Count == 0 ? [] : await TaskStore.ListAsync(connection, tx, ct, differing);
-        var bases = differing.Count == 0 ? [] : await Tables.ReadBaseAsync(connection, tx, ct, differing);
+        var bases = differing.Count == 0 ? [] : await tables.ReadBaseAsync(connection, tx, ct, differing);
         var inputs = new SyncInputs(
             yaml.Where(kv => differing.Contains(kv.Key)).ToDictionary(StringComparer.Ordinal),
             stored.Where(s => s.Task is not null).ToDictionary(s => s.Id, s => s.Task!, StringComparer.Ordinal),
@@ -291,7 +323,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             MassDeleteMinimum = options.MassDeleteMinimum,
             AllowMassDelete = options.AllowMassDelete || allowMassDelete,
         });
-        return (document, plan, open);
+        return (document, plan, open, stored.ToDictionary(s => s.Id, s => s.Version, StringComparer.Ordinal));
     }
 
     /// <summary>The parsed file for a snapshot, from the cache when the content is the same.</summary>

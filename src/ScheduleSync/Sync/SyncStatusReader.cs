@@ -22,11 +22,13 @@ internal static class SyncStatusReader
         // One read of the file: the checksum reported is the content the plan was made from.
         var (document, plan) = await runner.PlanAsync(snapshot: snapshot, ct: ct, trigger: trigger);
         await using var connection = await runner.DataSource.OpenConnectionAsync(ct);
+        var replica = (await runner.Tables.ForReadingAsync(connection, null, ct)).Replica;
         await using var command = new NpgsqlCommand("""
-            SELECT s.change_counter, s.synced_change_counter, s.synced_file_checksum,
-                   (SELECT count(*) FROM scheduled_tasks)::int, (SELECT count(*) FROM sync_conflicts WHERE status = 'open')::int
-            FROM sync_state s WHERE s.id = 1
+            SELECT s.change_counter, r.synced_change_counter, r.synced_file_checksum,
+                   (SELECT count(*) FROM scheduled_tasks)::int, (SELECT count(*) FROM sync_conflicts WHERE status = 'open' AND replica = $1)::int
+            FROM sync_state s LEFT JOIN sync_replicas r ON r.name = $1 WHERE s.id = 1
             """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = replica });
         await using var reader = await command.ExecuteReaderAsync(ct);
         await reader.ReadAsync(ct);
         var counter = reader.GetInt64(0);
@@ -38,7 +40,8 @@ internal static class SyncStatusReader
 
         var runs = new List<SyncRunRecord>();
         await using (var runsCommand = new NpgsqlCommand(
-            "SELECT id, trigger, status, started_at, finished_at, inserts, updates, deletes, exports, conflicts, error FROM sync_runs ORDER BY id DESC LIMIT 5", connection))
+            "SELECT id, trigger, status, started_at, finished_at, inserts, updates, deletes, exports, conflicts, error FROM sync_runs WHERE replica = $1 ORDER BY id DESC LIMIT 5", connection)
+            { Parameters = { new NpgsqlParameter { Value = replica } } })
         await using (var runReader = await runsCommand.ExecuteReaderAsync(ct))
             while (await runReader.ReadAsync(ct))
                 runs.Add(new SyncRunRecord(runReader.GetInt64(0), runReader.GetString(1), runReader.GetString(2), runReader.GetFieldValue<DateTime>(3),
