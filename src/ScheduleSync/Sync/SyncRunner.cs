@@ -30,6 +30,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     /// <summary>The SQL of this replica's sync tables (base, conflicts, runs, state, recorded exports).</summary>
     public SyncTables Tables => _tables ??= new SyncTables(dataSource, Replica);
     private SyncTables? _tables;
+    private volatile bool _replicaEnsured;
 
     /// <summary>Where runs report their phases (issue 14: a terminal, a server's log); null reports nothing.</summary>
     public IProgress<SyncProgress>? Progress { get; set; }
@@ -45,7 +46,11 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         activity?.SetTag("schedsync.sync.trigger", trigger);
         try
         {
-            await Tables.EnsureAsync(ct);
+            if (!_replicaEnsured)
+            {
+                await Tables.EnsureAsync(ct);
+                _replicaEnsured = true;
+            }
             for (int attempt = 1, replans = 0; ; )
             {
                 var (result, rowsMoved) = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
@@ -67,6 +72,8 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         }
         catch (Exception e)
         {
+            // The replica's row is gone (forgotten while this process runs): the retry creates it again, as a new replica.
+            if (e is PostgresException { SqlState: PostgresErrorCodes.ForeignKeyViolation }) _replicaEnsured = false;
             Hosting.Telemetry.RecordRun(activity, trigger, null, clock.Elapsed, e);
             throw;
         }

@@ -271,14 +271,15 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
 
     /// <summary>
     /// This replica has everything up to <paramref name="counterSeen"/> in its file, which now has
-    /// <paramref name="checksum"/>. Not the counter as it is now: this run did not see what others committed since it
+    /// <paramref name="checksum"/> (its row made again if it was forgotten meanwhile). Not the counter as it is now: this run did not see what others committed since it
     /// read (its own writes moved the counter too; the next run finds them in sync and records nothing).
     /// </summary>
     public Task RecordSyncedAsync(NpgsqlConnection connection, NpgsqlTransaction tx, long counterSeen, string checksum, CancellationToken ct) =>
         ExecuteAsync(connection, tx, """
-            UPDATE sync_replicas SET synced_change_counter = $1, synced_file_checksum = $2, synced_at = now(),
-                synced_event_seq = (SELECT event_seq FROM sync_state WHERE id = 1)
-            WHERE name = $3
+            INSERT INTO sync_replicas AS r (name, synced_change_counter, synced_file_checksum, synced_at, synced_event_seq)
+            VALUES ($3, $1, $2, now(), (SELECT event_seq FROM sync_state WHERE id = 1))
+            ON CONFLICT (name) DO UPDATE SET synced_change_counter = EXCLUDED.synced_change_counter,
+                synced_file_checksum = EXCLUDED.synced_file_checksum, synced_at = EXCLUDED.synced_at, synced_event_seq = EXCLUDED.synced_event_seq
             """, ct, counterSeen, checksum, replica);
 
     /// <summary>
@@ -288,9 +289,11 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
     public Task RecordQuietRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, long counterSeen, string checksum, CancellationToken ct) =>
         ExecuteAsync(connection, tx, """
             WITH settled AS (DELETE FROM sync_exports WHERE replica = $3)
-            UPDATE sync_replicas SET synced_change_counter = $1, synced_file_checksum = $2, synced_at = now(),
-                synced_event_seq = (SELECT event_seq FROM sync_state WHERE id = 1), refused_file_checksum = NULL, refused_task_ids = '{}'
-            WHERE name = $3
+            INSERT INTO sync_replicas AS r (name, synced_change_counter, synced_file_checksum, synced_at, synced_event_seq)
+            VALUES ($3, $1, $2, now(), (SELECT event_seq FROM sync_state WHERE id = 1))
+            ON CONFLICT (name) DO UPDATE SET synced_change_counter = EXCLUDED.synced_change_counter,
+                synced_file_checksum = EXCLUDED.synced_file_checksum, synced_at = EXCLUDED.synced_at, synced_event_seq = EXCLUDED.synced_event_seq,
+                refused_file_checksum = NULL, refused_task_ids = '{}'
             """, ct, counterSeen, checksum, replica);
 
     /// <summary>Runs a statement with positional parameters. An array meant as ONE parameter must be passed as (object)array.</summary>

@@ -56,9 +56,7 @@ public sealed class ReplicaProcessTests(ITestOutputHelper output)
         Assert.Equal(3L, await set.ScalarAsync<long>("SELECT count(*) FROM task_audit WHERE action = 'update'"));
 
         // Quiet: no replica imports, exports, records a run or an event any more (before replicas: ~170 updates/s).
-        var before = await set.ActivityAsync();
-        await Task.Delay(TimeSpan.FromSeconds(5));
-        Assert.Equal(before, await set.ActivityAsync());
+        await set.AssertQuietAsync(TimeSpan.FromSeconds(5));
         Assert.Equal(3L, await set.ScalarAsync<long>("SELECT count(*) FROM task_audit WHERE action = 'update'"));
         Assert.Equal(["a", "b", "c"], (await ReplicasAsync(a)).Select(r => r.GetProperty("name").GetString()));
         Assert.All(await ReplicasAsync(c), r => Assert.Equal((0, 0, 0), (r.GetProperty("changes_behind").GetInt32(), r.GetProperty("pending_exports").GetInt32(), r.GetProperty("open_conflicts").GetInt32())));
@@ -202,7 +200,7 @@ public sealed class ReplicaProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task WebSocket_client_on_C_gets_a_change_made_through_A_and_reconnecting_to_B_with_since_replays_what_it_missed()
+    public async Task WebSocket_client_on_C_gets_a_change_made_through_A_reconnecting_to_B_with_since_replays_what_it_missed_and_lost_connections_catch_up()
     {
         await using var set = await ReplicaSet.CreateAsync("replicas_ws");
         var (a, b, c) = (set.Add("a", ThreeTasks), set.Add("b", ThreeTasks), set.Add("c", ThreeTasks));
@@ -237,6 +235,14 @@ public sealed class ReplicaProcessTests(ITestOutputHelper output)
         var seqs = replayed.Select(e => e.GetProperty("seq").GetInt64()).ToList();
         Assert.Equal(seen + 1, seqs[0]);
         Assert.Equal(Enumerable.Range(0, seqs.Count).Select(i => seen + 1 + i), seqs);
+
+        // Every instance loses its database connections: each reconnects, its clients get what happened meanwhile,
+        // its file catches up.
+        Assert.True(await set.ScalarAsync<long>("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()") >= 3);
+        await set.ExecuteAsync("UPDATE scheduled_tasks SET command = '/bin/beta --after-outage' WHERE id = 'beta'");
+        Assert.Equal("updated", (await ReceiveUntilAsync(onB, e => Is(e, "task_changed", "beta"))).GetProperty("action").GetString());
+        await ReplicaSet.EventuallyAsync(() => Task.FromResult(new[] { a, b, c }.All(r => r.FileCommands().GetValueOrDefault("beta") == "/bin/beta --after-outage")),
+            "every file has the change made while the connections were lost", () => set.DisagreementAsync([a, b, c]).ContinueWith(t => t.Result ?? ""));
     }
 
     [Fact]
@@ -309,14 +315,12 @@ public sealed class ReplicaProcessTests(ITestOutputHelper output)
         Assert.Equal(0L, await set.ScalarAsync<long>("SELECT count(*) FROM sync_conflicts"));
         Assert.Equal(1L, await set.ScalarAsync<long>("SELECT count(*) FROM task_audit WHERE task_id = 'alpha' AND action = 'update'"));
 
-        var before = await set.ActivityAsync();
-        // A second serve of replica "one" (same file, same name) is refused, naming the first; the quiet window covers it.
+        // A second serve of replica "one" (same file, same name) is refused, naming the first.
         var refused = await SchedSyncProcess.RunAsync([.. one.Arguments.Take(one.Arguments.Count - 4), "--urls", $"http://127.0.0.1:{ReplicaSet.FreePort()}", "--replica", "one"],
             one.Folder, one.Environment);
         Assert.Equal(1, refused.ExitCode);
         Assert.Contains("replica 'one'", refused.Stderr, StringComparison.Ordinal);
-        await Task.Delay(TimeSpan.FromSeconds(3));
-        Assert.Equal(before, await set.ActivityAsync());
+        await set.AssertQuietAsync(TimeSpan.FromSeconds(3));
     }
 
     private static async Task<List<JsonElement>> ReplicasAsync(Replica replica)

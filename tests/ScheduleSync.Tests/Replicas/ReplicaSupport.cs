@@ -89,6 +89,23 @@ internal sealed class ReplicaSet : IAsyncDisposable
             await ScalarAsync<long>("SELECT event_seq FROM sync_state"),
             string.Join(",", _replicas.Select(r => r.ConfigPath).Distinct().Select(p => File.Exists(p) ? ConfigFileStore.Checksum(File.ReadAllBytes(p))[..12] : "-")));
 
+    /// <summary>
+    /// Nothing moves for <paramref name="window"/>: no audit row, run, event or file byte (the window is the point: an
+    /// endless re-import shows within milliseconds). On failure, says what moved.
+    /// </summary>
+    public async Task AssertQuietAsync(TimeSpan window)
+    {
+        var before = await ActivityAsync();
+        var seq = await ScalarAsync<long>("SELECT event_seq FROM sync_state");
+        var run = await ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM sync_runs");
+        await Task.Delay(window);
+        var after = await ActivityAsync();
+        if (after == before) return;
+        var events = await ScalarAsync<string>("SELECT coalesce(string_agg(type || ' ' || payload::text, E'\n' ORDER BY seq), '') FROM sync_events WHERE seq > $1", seq);
+        var runs = await ScalarAsync<string>("SELECT coalesce(string_agg(concat_ws(' ', replica, trigger, status, inserts, updates, exports, error), E'\n' ORDER BY id), '') FROM sync_runs WHERE id > $1", run);
+        Assert.Fail($"activity while quiet: {before} -> {after}\nevents:\n{events}\nruns:\n{runs}");
+    }
+
     /// <summary>Waits for a positive signal (polling), failing with <paramref name="what"/> and the last state after the timeout.</summary>
     public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, Func<Task<string>>? describe = null, int seconds = 90)
     {
