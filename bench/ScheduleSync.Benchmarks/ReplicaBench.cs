@@ -120,7 +120,7 @@ internal static class ReplicaBench
     private static string Row(string name, List<double> samples, string unit) => string.Create(CultureInfo.InvariantCulture,
         $"| {name} | {Percentile(samples, 0.5):0.0} {unit} | {Percentile(samples, 0.99):0.0} {unit} | {samples.Max():0.0} {unit} | {samples.Count} |");
 
-    private static double Percentile(List<double> samples, double p) => Stats.Percentile(samples, p);
+    private static double Percentile(List<double> samples, double p) => Stats.Percentile(samples, p * 100);
 
     private static StringContent Json(string text) => new(text, Encoding.UTF8, "application/json");
 
