@@ -85,7 +85,7 @@ internal sealed class ReplicaSet : IAsyncDisposable
     public async Task<string> ActivityAsync() =>
         string.Join(" | ",
             await ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM task_audit"),
-            await ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM sync_runs"),
+            await ScalarAsync<long>("SELECT count(*) FROM sync_runs"), // not max(id): a run may commit after one with a higher id
             await ScalarAsync<long>("SELECT event_seq FROM sync_state"),
             string.Join(",", _replicas.Select(r => r.ConfigPath).Distinct().Select(p => File.Exists(p) ? ConfigFileStore.Checksum(File.ReadAllBytes(p))[..12] : "-")));
 
@@ -95,14 +95,19 @@ internal sealed class ReplicaSet : IAsyncDisposable
     /// </summary>
     public async Task AssertQuietAsync(TimeSpan window)
     {
+        // First every replica has committed what it did: each has seen the database's last change (a run still
+        // committing has not recorded that yet). Then nothing may move.
+        await EventuallyAsync(async () => await ScalarAsync<long>(
+                "SELECT count(*) FROM sync_replicas r, sync_state s WHERE r.synced_change_counter IS DISTINCT FROM s.change_counter") == 0,
+            "every replica has synced the last change", () => ScalarAsync<string>("SELECT string_agg(name || ' ' || coalesce(synced_change_counter::text, '-'), ', ') FROM sync_replicas"));
         var before = await ActivityAsync();
         var seq = await ScalarAsync<long>("SELECT event_seq FROM sync_state");
-        var run = await ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM sync_runs");
+        var runs0 = await ScalarAsync<string>("SELECT coalesce(string_agg(id::text, ','), '') FROM sync_runs");
         await Task.Delay(window);
         var after = await ActivityAsync();
         if (after == before) return;
         var events = await ScalarAsync<string>("SELECT coalesce(string_agg(type || ' ' || payload::text, E'\n' ORDER BY seq), '') FROM sync_events WHERE seq > $1", seq);
-        var runs = await ScalarAsync<string>("SELECT coalesce(string_agg(concat_ws(' ', replica, trigger, status, inserts, updates, exports, error), E'\n' ORDER BY id), '') FROM sync_runs WHERE id > $1", run);
+        var runs = await ScalarAsync<string>("SELECT coalesce(string_agg(concat_ws(' ', id, replica, trigger, status, inserts, updates, exports, error), E'\n' ORDER BY id), '') FROM sync_runs WHERE NOT (id::text = ANY(string_to_array($1, ',')))", runs0);
         Assert.Fail($"activity while quiet: {before} -> {after}\nevents:\n{events}\nruns:\n{runs}");
     }
 
