@@ -8,7 +8,11 @@ internal sealed record SyncStatusReport(
     string ConfigPath, bool FileExists, bool FileValid, string FileChecksum, IReadOnlyList<string> FileProblems,
     int DatabaseTasks, long ChangeCounter, long? SyncedChangeCounter, string? SyncedFileChecksum,
     int OpenConflicts, int PendingImports, int PendingExports, IReadOnlyList<SyncRunRecord> RecentRuns,
-    IReadOnlyList<InvalidRowReport> InvalidTasks, string? Refusal);
+    IReadOnlyList<InvalidRowReport> InvalidTasks, string? Refusal)
+{
+    /// <summary>Every replica on this database (SPEC §8): this one is <c>Current</c>.</summary>
+    public IReadOnlyList<ReplicaInfo> Replicas { get; init; } = [];
+}
 
 /// <summary>A database row that breaks a rule (plain SQL): not exported until fixed.</summary>
 internal sealed record InvalidRowReport(string Id, string Reason);
@@ -52,6 +56,9 @@ internal static class SyncStatusReader
         var exports = plan?.Actions.Count(a => a.ChangesFile) ?? 0;
         return new SyncStatusReport(runner.Store.ConfigPath, snapshot.Exists, document.IsValid, snapshot.Checksum, [.. document.FormatProblems()],
             tasks, counter, synced, syncedChecksum, open, imports, exports, runs,
-            [.. plan?.InvalidInDatabase.Select(a => new InvalidRowReport(a.Id, a.Reason ?? "invalid")) ?? []], plan?.Refusal);
+            [.. plan?.InvalidInDatabase.Select(a => new InvalidRowReport(a.Id, a.Reason ?? "invalid")) ?? []], plan?.Refusal)
+        {
+            Replicas = await Replicas.ListAsync(runner.DataSource, runner.Replica, ct),
+        };
     }
 }

@@ -60,6 +60,12 @@ public sealed class ReplicaProcessTests(ITestOutputHelper output)
         Assert.Equal(3L, await set.ScalarAsync<long>("SELECT count(*) FROM task_audit WHERE action = 'update'"));
         Assert.Equal(["a", "b", "c"], (await ReplicasAsync(a)).Select(r => r.GetProperty("name").GetString()));
         Assert.All(await ReplicasAsync(c), r => Assert.Equal((0, 0, 0), (r.GetProperty("changes_behind").GetInt32(), r.GetProperty("pending_exports").GetInt32(), r.GetProperty("open_conflicts").GetInt32())));
+        using (var status = await b.Http.GetAsync("/api/sync/status"))
+        {
+            var listed = (await status.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("replicas").EnumerateArray().ToList();
+            Assert.Equal(["a", "b", "c"], listed.Select(r => r.GetProperty("name").GetString()));
+            Assert.Equal(["b"], listed.Where(r => r.GetProperty("current").GetBoolean()).Select(r => r.GetProperty("name").GetString()));
+        }
     }
 
     /// <summary>What a writer was told succeeded: the task and the command it wrote.</summary>
