@@ -106,15 +106,17 @@ internal static class Profile
                         await using (var dataSource = NpgsqlDataSource.Create(connectionString))
                         {
                             await env.SettleAsync();
+                            var tables = new SyncTables(dataSource, "bench");
+                            await tables.EnsureAsync(default);
                             await using var connection = await dataSource.OpenConnectionAsync();
                             await using var tx = await connection.BeginTransactionAsync();
-                            await SyncRunner.ExecuteAsync(connection, tx, $"SET LOCAL jit = {jit}", default);
+                            await SyncTables.ExecuteAsync(connection, tx, $"SET LOCAL jit = {jit}", default);
                             await TaskStore.SetContextAsync(connection, tx, new ChangeContext("yaml", "jit"), default);
                             var start = Stopwatch.GetTimestamp();
                             await TaskStore.UpsertManyAsync(connection, tx, tasksToImport, "jit", default);
                             var upsert = Floors.Ms(start);
                             start = Stopwatch.GetTimestamp();
-                            await SyncRunner.WriteBaseAsync(connection, tx, tasksToImport, [], default);
+                            await tables.WriteBaseAsync(connection, tx, tasksToImport, [], default);
                             var writeBase = Floors.Ms(start);
                             await tx.CommitAsync();
                             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"N={n} jit={jit}: UpsertManyAsync {upsert:0} ms, WriteBaseAsync {writeBase:0} ms"));

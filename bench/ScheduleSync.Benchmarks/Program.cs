@@ -6,6 +6,7 @@ using ScheduleSync.Benchmarks;
 // dotnet run -c Release --project bench/ScheduleSync.Benchmarks -- scenarios [--quick] [--json out.json] [--sizes 100,1000] [--runs 5]
 // dotnet run -c Release --project bench/ScheduleSync.Benchmarks -- micro [BenchmarkDotNet options, e.g. --filter *PureParts*]
 // dotnet run -c Release --project bench/ScheduleSync.Benchmarks -- yaml
+// dotnet run -c Release --project bench/ScheduleSync.Benchmarks -- replicas [--rounds 60] [--seconds 10] [--tasks 100]
 // dotnet run -c Release --project bench/ScheduleSync.Benchmarks -- profile load|apply|dbtofile|filetodb N SECONDS (to run under dotnet-trace)
 var mode = args.Length > 0 ? args[0] : "scenarios";
 var rest = args.Skip(1).ToArray();
@@ -27,8 +28,10 @@ switch (mode)
         }
     case "scenarios":
         return await Scenarios.RunAsync(rest);
+    case "replicas":
+        return await ReplicaBench.RunAsync(rest);
     default:
-        Console.Error.WriteLine($"unknown mode '{mode}': use scenarios, micro or yaml");
+        Console.Error.WriteLine($"unknown mode '{mode}': use scenarios, micro, yaml or replicas");
         return 1;
 }
 

@@ -81,29 +81,32 @@ internal sealed class StepBreakdown(Report report, int n, int runs, IReadOnlyDic
     {
         var total = Stopwatch.GetTimestamp();
         var t = Stopwatch.GetTimestamp();
+        var tables = new SyncTables(dataSource, ReplicaName.Default(store.ConfigPath).Name);
+        await tables.EnsureAsync(default);
         using var fileLock = store.Lock();
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var tx = await connection.BeginTransactionAsync();
-        await SyncRunner.ExecuteAsync(connection, tx, "SELECT pg_advisory_xact_lock($1)", default, SyncRunner.SyncLockKey);
-        Time(scenario, "file lock + connection + BEGIN + advisory lock", t);
+        await using (var lockReplica = new NpgsqlBatch(connection, tx) { BatchCommands = { SyncTables.LockCommand(tables.Replica) } })
+            await lockReplica.ExecuteNonQueryAsync();
+        Time(scenario, "replica row + file lock + connection + BEGIN + replica advisory lock", t);
 
         t = Stopwatch.GetTimestamp();
         var snapshot = store.Read();
         Time(scenario, "store.Read (read + hash + decode)", t);
 
         t = Stopwatch.GetTimestamp();
-        await using (var state = new NpgsqlCommand("SELECT change_counter, synced_change_counter, synced_file_checksum FROM sync_state WHERE id = 1", connection, tx))
-            await state.ExecuteScalarAsync();
-        await SyncRunner.ExecuteAsync(connection, tx, "LOCK TABLE scheduled_tasks IN SHARE ROW EXCLUSIVE MODE", default);
-        Time(scenario, "read sync_state + LOCK TABLE", t);
+        long counter;
+        await using (var state = new NpgsqlCommand("SELECT change_counter FROM sync_state WHERE id = 1", connection, tx))
+            counter = (long)(await state.ExecuteScalarAsync())!;
+        Time(scenario, "read sync_state", t);
 
         t = Stopwatch.GetTimestamp();
         var stored = await TaskStore.ListAsync(connection, tx);
         Time(scenario, "TaskStore.ListAsync (all rows, each re-validated)", t);
 
         t = Stopwatch.GetTimestamp();
-        var bases = await SyncRunner.ReadBaseAsync(connection, tx, default);
-        Time(scenario, "SyncRunner.ReadBaseAsync (all base rows, JSON → task)", t);
+        var bases = await tables.ReadBaseAsync(connection, tx, default);
+        Time(scenario, "SyncTables.ReadBaseAsync (all base rows, JSON → task)", t);
 
         t = Stopwatch.GetTimestamp();
         var open = new HashSet<string>(StringComparer.Ordinal);
@@ -147,11 +150,11 @@ internal sealed class StepBreakdown(Report report, int n, int runs, IReadOnlyDic
         Time(scenario, "TaskStore.UpsertManyAsync (+ audit/counter triggers)", t);
 
         t = Stopwatch.GetTimestamp();
-        await SyncRunner.WriteBaseAsync(connection, tx,
+        await tables.WriteBaseAsync(connection, tx,
             [.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
             [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove).Select(a => a.Id)],
             default);
-        Time(scenario, "SyncRunner.WriteBaseAsync", t);
+        Time(scenario, "SyncTables.WriteBaseAsync", t);
 
         var exports = actions.Where(a => a.ChangesFile).ToList();
         if ((exports.Count > 0) != expectExports) throw new InvalidOperationException($"{scenario}: {exports.Count} exports");
@@ -183,10 +186,8 @@ internal sealed class StepBreakdown(Report report, int n, int runs, IReadOnlyDic
             finish.Parameters.Add(new NpgsqlParameter { Value = checksumAfter });
             await finish.ExecuteNonQueryAsync();
         }
-        await SyncRunner.ExecuteAsync(connection, tx,
-            "UPDATE sync_state SET synced_change_counter = change_counter, synced_file_checksum = $1, synced_at = now() WHERE id = 1",
-            default, checksumAfter);
-        Time(scenario, "finish run (sync_runs, sync_state)", t);
+        await tables.RecordSyncedAsync(connection, tx, counter, checksumAfter, default);
+        Time(scenario, "finish run (sync_runs, sync_replicas)", t);
 
         t = Stopwatch.GetTimestamp();
         await tx.CommitAsync();

@@ -221,8 +221,9 @@ internal static class TasksApi
     /// <summary>The open conflict that freezes the task (nothing of it is exported until it is resolved), if any.</summary>
     private static async Task<long?> OpenConflictAsync(SyncCoordinator coordinator, string id, CancellationToken ct)
     {
-        await using var command = coordinator.Runner.DataSource.CreateCommand("SELECT id FROM sync_conflicts WHERE task_id = $1 AND status = 'open'");
+        await using var command = coordinator.Runner.DataSource.CreateCommand("SELECT id FROM sync_conflicts WHERE task_id = $1 AND status = 'open' AND replica = $2");
         command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = id });
+        command.Parameters.Add(new Npgsql.NpgsqlParameter { Value = coordinator.Runner.Replica }); // this server's copy of the file
         return await command.ExecuteScalarAsync(ct) is long conflict ? conflict : null;
     }
 

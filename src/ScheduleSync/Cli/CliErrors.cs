@@ -22,6 +22,14 @@ internal static class CliErrors
     /// <summary>Checks what can be checked without touching anything: the connection string's syntax, the config folder.</summary>
     public static void Preflight(CliSettings settings, bool needsConfigFolder = true)
     {
+        try
+        {
+            _ = settings.Replica;
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message);
+        }
         if (settings.Database is { } database)
         {
             try

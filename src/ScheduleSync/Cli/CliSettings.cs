@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using ScheduleSync.Hosting;
+using ScheduleSync.Sync;
 
 namespace ScheduleSync.Cli;
 
@@ -32,4 +33,7 @@ internal sealed record CliSettings(AppSettings App, bool Json)
             }
         }
     }
+
+    /// <summary>This copy's replica name (SPEC §8); throws <see cref="ArgumentException"/> naming the setting when it is not a valid name.</summary>
+    public ReplicaName Replica => App.Replica;
 }

@@ -26,17 +26,24 @@ internal static class SchedSyncCommand
         Recursive = true,
     };
 
+    public static readonly Option<string?> Replica = new("--replica")
+    {
+        Description = "This copy's name among several instances on one database (env SCHEDSYNC_REPLICA; default <hostname>:<absolute config path>)",
+        Recursive = true,
+    };
+
     public static readonly Option<bool> Json = new("--json") { Description = "Machine-readable output", Recursive = true };
 
     public static RootCommand Build()
     {
         var root = new RootCommand("ScheduleSync keeps schedule_config.yml and PostgreSQL equal, in both directions.")
         {
-            Config, Database, Json,
+            Config, Database, Replica, Json,
             ValidateCommand(),
             ServeCommand.Build(),
             DbCommand.Build(),
             InitCommand.Build(),
+            ReplicasCommand.Build(),
         };
         foreach (var command in SyncCommands.All())
             root.Subcommands.Add(command);

@@ -185,6 +185,9 @@ internal static class SyncCommands
                     Console.WriteLine($"invalid in the database: {invalid.Id}: {invalid.Reason}");
                 if (status.Refusal is not null)
                     Console.WriteLine($"REFUSED: {status.Refusal}");
+                foreach (var r in status.Replicas)
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"replica {(r.Current ? "(this) " : "")}{(r.Name.Length == 0 ? "(from before replicas)" : r.Name)}: last sync {(r.LastSyncAt is { } at ? at.ToString("u", CultureInfo.InvariantCulture) : "never")}, {r.ChangesBehind} change(s) behind, {r.PendingExports} pending, {r.OpenConflicts} open conflict(s)"));
                 foreach (var run in status.RecentRuns)
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {run.Id} {run.Trigger} {run.Status} at {run.StartedAt:u}: +{run.Inserts} ~{run.Updates} -{run.Deletes} exported {run.Exports}, conflicts {run.Conflicts}{(run.Error is null ? "" : " — " + run.Error)}"));
             }

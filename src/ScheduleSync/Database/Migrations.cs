@@ -334,6 +334,51 @@ internal static class Migrations
             CREATE TRIGGER scheduled_tasks_events_truncate BEFORE TRUNCATE ON scheduled_tasks
                 FOR EACH STATEMENT EXECUTE FUNCTION scheduled_tasks_events_truncate();
             """),
+        (5, "replicas: base, sync state, conflicts and recorded exports per replica", """
+            -- Several instances on one database (SPEC §8): each keeps its own copy of the file as a replica, with its
+            -- own base, sync state, conflicts and recorded exports. The database (scheduled_tasks, the change counter,
+            -- the event log) stays one.
+            CREATE TABLE sync_replicas (
+                name                   text PRIMARY KEY,
+                created_at             timestamptz NOT NULL DEFAULT now(),
+                synced_change_counter  bigint,
+                synced_event_seq       bigint,
+                synced_file_checksum   text,
+                synced_at              timestamptz,
+                refused_file_checksum  text,
+                refused_task_ids       text[] NOT NULL DEFAULT '{}'
+            );
+
+            -- What one instance synced before this migration belongs to the replica named '' until the first replica
+            -- that syncs adopts it (renames it to its own name; the keys below follow by ON UPDATE CASCADE), so
+            -- nothing is imported or exported again.
+            INSERT INTO sync_replicas (name, synced_change_counter, synced_file_checksum, synced_at, refused_file_checksum, refused_task_ids)
+            SELECT '', synced_change_counter, synced_file_checksum, synced_at, refused_file_checksum, refused_task_ids FROM sync_state
+            WHERE synced_at IS NOT NULL OR EXISTS (SELECT 1 FROM sync_base) OR EXISTS (SELECT 1 FROM sync_conflicts) OR EXISTS (SELECT 1 FROM sync_exports);
+            ALTER TABLE sync_state DROP COLUMN synced_change_counter, DROP COLUMN synced_file_checksum, DROP COLUMN synced_at,
+                DROP COLUMN refused_file_checksum, DROP COLUMN refused_task_ids;
+
+            ALTER TABLE sync_base ADD COLUMN replica text NOT NULL DEFAULT '';
+            ALTER TABLE sync_base ALTER COLUMN replica DROP DEFAULT,
+                DROP CONSTRAINT sync_base_pkey, ADD PRIMARY KEY (replica, task_id),
+                ADD FOREIGN KEY (replica) REFERENCES sync_replicas (name) ON UPDATE CASCADE ON DELETE CASCADE;
+
+            ALTER TABLE sync_exports ADD COLUMN replica text NOT NULL DEFAULT '';
+            ALTER TABLE sync_exports ALTER COLUMN replica DROP DEFAULT,
+                DROP CONSTRAINT sync_exports_pkey, ADD PRIMARY KEY (replica, task_id, content_hash),
+                ADD FOREIGN KEY (replica) REFERENCES sync_replicas (name) ON UPDATE CASCADE ON DELETE CASCADE;
+
+            ALTER TABLE sync_conflicts ADD COLUMN replica text NOT NULL DEFAULT '';
+            ALTER TABLE sync_conflicts ALTER COLUMN replica DROP DEFAULT,
+                ADD FOREIGN KEY (replica) REFERENCES sync_replicas (name) ON UPDATE CASCADE ON DELETE CASCADE;
+            DROP INDEX sync_conflicts_one_open_per_task;
+            CREATE UNIQUE INDEX sync_conflicts_one_open_per_task ON sync_conflicts (replica, task_id) WHERE status = 'open';
+
+            -- Runs stay as history when a replica is forgotten: the name only, no key.
+            ALTER TABLE sync_runs ADD COLUMN replica text;
+            UPDATE sync_runs SET replica = '';
+            CREATE INDEX sync_runs_replica ON sync_runs (replica, id);
+            """),
     ];
 
     public static int Latest => All[^1].Version;
@@ -341,8 +386,8 @@ internal static class Migrations
     /// <summary>How many migrations there are (versions may have gaps while branches are merged).</summary>
     public static int Count => All.Length;
 
-    /// <summary>Applies every migration not yet applied; returns how many this call applied.</summary>
-    public static async Task<int> ApplyAsync(NpgsqlDataSource dataSource, CancellationToken ct = default)
+    /// <summary>Applies every migration not yet applied (up to <paramref name="upTo"/>: an older schema, for upgrade tests); returns how many this call applied.</summary>
+    public static async Task<int> ApplyAsync(NpgsqlDataSource dataSource, CancellationToken ct = default, int? upTo = null)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
@@ -368,7 +413,7 @@ internal static class Migrations
         var count = 0;
         foreach (var (version, name, sql) in All)
         {
-            if (applied.Contains(version)) continue;
+            if (applied.Contains(version) || version > upTo) continue;
             await using (var command = new NpgsqlCommand(sql, connection, tx))
                 await command.ExecuteNonQueryAsync(ct);
             await using (var command = new NpgsqlCommand("INSERT INTO schema_migrations (version, name) VALUES (@v, @n)", connection, tx))

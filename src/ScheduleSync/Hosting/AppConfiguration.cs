@@ -23,6 +23,7 @@ internal static class AppConfiguration
     public const string ConfigKey = "ScheduleSync:Config";
     public const string DatabaseKey = "ScheduleSync:Database";
     public const string DataDirectoryKey = "ScheduleSync:DataDirectory";
+    public const string ReplicaKey = "ScheduleSync:Replica";
     public const string ServerSection = "ScheduleSync:Server";
     public const string UrlsKey = "ScheduleSync:Server:Urls";
     public const string TokenKey = "ScheduleSync:Server:Token";
@@ -38,6 +39,7 @@ internal static class AppConfiguration
         ("SCHEDSYNC_CONFIG", ConfigKey),
         ("SCHEDSYNC_DATABASE", DatabaseKey),
         ("SCHEDSYNC_DATA_DIR", DataDirectoryKey),
+        ("SCHEDSYNC_REPLICA", ReplicaKey),
         ("ASPNETCORE_URLS", UrlsKey),
         ("SCHEDSYNC_URLS", UrlsKey),
         ("SCHEDSYNC_TOKEN", TokenKey),
@@ -50,6 +52,7 @@ internal static class AppConfiguration
     {
         ["--config"] = ConfigKey,
         ["--database"] = DatabaseKey,
+        ["--replica"] = ReplicaKey,
         ["--urls"] = UrlsKey,
         ["--token"] = TokenKey,
         ["--token-file"] = TokenFileKey,

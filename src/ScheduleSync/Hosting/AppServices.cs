@@ -18,6 +18,7 @@ internal static class AppServices
     public static IServiceCollection AddAppSettings(this IServiceCollection services, AppSettings settings)
     {
         services.AddSingleton(settings);
+        services.AddSingleton(settings.Replica);
         services.AddSingleton(TimeProvider.System);
         services.AddChecked<ServerOptions>(AppConfiguration.ServerSection, OptionsChecks.Server);
         return services;

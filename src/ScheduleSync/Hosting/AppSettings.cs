@@ -1,3 +1,5 @@
+using ScheduleSync.Sync;
+
 namespace ScheduleSync.Hosting;
 
 /// <summary>
@@ -8,6 +10,13 @@ internal sealed record AppSettings(string ConfigPath, string? Database, string D
 {
     /// <summary>When an older install's cluster is still in the config folder: how to move it out (one line).</summary>
     public string? DataDirectoryHint { get; init; }
+
+    /// <summary>
+    /// This copy's name among the instances on one database (SPEC §8): <c>ScheduleSync:Replica</c>, else
+    /// <c>&lt;hostname&gt;:&lt;config path&gt;</c>. Throws <see cref="ArgumentException"/> naming the setting when it is not a valid name.
+    /// </summary>
+    public ReplicaName Replica => ReplicaName.From(Configuration[AppConfiguration.ReplicaKey], ConfigPath,
+        AppConfiguration.Describe(Configuration, AppConfiguration.ReplicaKey));
 
     public static AppSettings From(IConfiguration configuration)
     {

@@ -4,10 +4,12 @@ using ScheduleSync.Files;
 namespace ScheduleSync.Hosting;
 
 /// <summary>
-/// One <c>serve</c> per config file (SPEC §8: "a second serve on the same replica refuses to start"): an exclusive
+/// One <c>serve</c> per replica (SPEC §8: "a second serve on the same replica refuses to start"): an exclusive
 /// <c>flock</c> on <c>serve.lock</c> in the config's state folder (see <see cref="StateDirectory"/>), held for the server's lifetime (the
 /// kernel drops it when the process dies, however it dies). The file holds the holder's PID and addresses, so the
-/// refusal can name them. One-shot commands do not take it: they run alongside a server.
+/// refusal can name them. One-shot commands do not take it: they run alongside a server. The default replica (one per
+/// host and config file) has <c>serve.lock</c>; a named one (<c>--replica</c>) its own lock file beside it, so several
+/// named replicas may serve one shared file.
 /// </summary>
 internal sealed class ServeLock : IDisposable
 {
@@ -20,16 +22,21 @@ internal sealed class ServeLock : IDisposable
     public string LockPath => _lock.LockPath;
 
     /// <exception cref="InvalidOperationException">Another server holds the lock (the message names its PID and address).</exception>
-    public static ServeLock Acquire(string configPath, string urls)
+    public static ServeLock Acquire(string configPath, string urls, Sync.ReplicaName? replica = null)
     {
         var configDirectory = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
         if (!Directory.Exists(configDirectory))
             throw new InvalidOperationException($"the folder of {configPath} does not exist");
         var lockPath = StateDirectory.ServeLockPath(configPath);
+        if (replica is not null && replica != Sync.ReplicaName.Default(configPath))
+        {
+            var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(replica.Name)))[..12];
+            lockPath = Path.Combine(Path.GetDirectoryName(lockPath)!, $"serve-{hash}.lock");
+        }
         Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
 
         if (FileLock.TryAcquire(lockPath) is not { } held)
-            throw new InvalidOperationException(AlreadyServing(configPath, lockPath));
+            throw new InvalidOperationException(AlreadyServing(configPath, lockPath, replica));
         var serveLock = new ServeLock(held);
         serveLock.Describe(urls);
         return serveLock;
@@ -53,7 +60,7 @@ internal sealed class ServeLock : IDisposable
 
     public void Dispose() => _lock.Dispose();
 
-    private static string AlreadyServing(string configPath, string lockPath)
+    private static string AlreadyServing(string configPath, string lockPath, Sync.ReplicaName? replica)
     {
         // The holder writes its PID right after taking the lock: give it a moment if we came in between.
         string[] lines = [];
@@ -72,7 +79,8 @@ internal sealed class ServeLock : IDisposable
         }
 
         var who = lines.Length >= 2 ? $"pid {lines[0].Trim()}, listening on {lines[1].Trim()}" : "pid unknown";
-        return $"another schedsync serve ({who}) is already running on {configPath} (it holds {lockPath}); " +
+        var which = replica is null ? "" : $" as replica '{replica.Name}'";
+        return $"another schedsync serve ({who}) is already running on {configPath}{which} (it holds {lockPath}); " +
             "stop it first, or run one-shot commands (sync, status, …) alongside it";
     }
 }

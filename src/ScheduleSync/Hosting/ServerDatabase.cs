@@ -28,7 +28,7 @@ internal sealed class ServerDatabase : IAsyncDisposable
     /// <summary>Takes the serve lock (refusing a second server on the same config), then starts or attaches to the cluster.</summary>
     public static async Task<ServerDatabase> OpenAsync(AppSettings settings, string urls, CancellationToken ct)
     {
-        var serveLock = ServeLock.Acquire(settings.ConfigPath, urls);
+        var serveLock = ServeLock.Acquire(settings.ConfigPath, urls, settings.Replica);
         try
         {
             if (settings.Database is { } configured)

@@ -83,12 +83,14 @@ internal static class ServerHost
         var api = app.MapGroup("").RequireAuthorization();
         api.MapTasks();
         api.MapSync();
+        api.MapReplicas();
         api.MapEvents();
         api.MapPrometheusScrapingEndpoint("/metrics");
         app.MapUi();
 
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScheduleSync");
         log.LogInformation("database: {ConnectionString}", ServerSecurity.WithoutPassword(connectionString));
+        log.LogInformation("replica: {Replica}", settings.Replica.Name);
         if (embedded is not null)
         {
             log.LogInformation("embedded PostgreSQL (private: Unix socket only), data in {DataDirectory}", embedded.DataDirectory);

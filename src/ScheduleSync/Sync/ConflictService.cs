@@ -16,6 +16,9 @@ internal sealed record ConflictRecord(
     long Id, string TaskId, TaskDefinition? Base, TaskDefinition? Yaml, TaskDefinition? Database, string Status,
     DateTime DetectedAt, string? Choice, TaskDefinition? Result, string? ResolvedBy, DateTime? ResolvedAt)
 {
+    /// <summary>The replica whose file and database disagree (SPEC §8): only it can resolve the conflict.</summary>
+    public string Replica { get; init; } = "";
+
     /// <summary>Every field on which the three versions are not all equal.</summary>
     public IReadOnlyList<FieldDifference> Differences()
     {
@@ -46,10 +49,14 @@ internal sealed class ConflictService(SyncRunner runner)
     private readonly NpgsqlDataSource _dataSource = runner.DataSource;
     private readonly ConfigFileStore _store = runner.Store;
 
+    /// <summary>This replica's conflicts (another replica's are its own business: its file, its resolution).</summary>
     public async Task<IReadOnlyList<ConflictRecord>> ListAsync(string? status = "open", CancellationToken ct = default)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT {Columns} FROM sync_conflicts WHERE $1::text IS NULL OR status = $1 ORDER BY id");
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        var tables = await runner.Tables.ForReadingAsync(connection, null, ct);
+        await using var command = new NpgsqlCommand($"SELECT {Columns} FROM sync_conflicts WHERE ($1::text IS NULL OR status = $1) AND replica = $2 ORDER BY id", connection);
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)status ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = tables.Replica });
         await using var reader = await command.ExecuteReaderAsync(ct);
         var list = new List<ConflictRecord>();
         while (await reader.ReadAsync(ct))
@@ -70,21 +77,20 @@ internal sealed class ConflictService(SyncRunner runner)
     /// </summary>
     public async Task<ConflictRecord> ResolveAsync(long id, ResolutionChoice choice, IReadOnlyDictionary<string, JsonElement>? fields, string actor, CancellationToken ct = default)
     {
-        // keep_yaml / keep_db mean "that side as it is": field values would make the result neither side while the
-        // record says one of them. A person who wants to set fields chooses merge.
-        if (choice != ResolutionChoice.Merge && fields is { Count: > 0 })
-        {
-            throw new ResolutionException(
-                $"field values are taken only with merge, not with {ChoiceName(choice)}; choose merge to set fields",
-                new Dictionary<string, string[]> { ["fields"] = [$"fields are only allowed with choice \"merge\", not \"{ChoiceName(choice)}\""] });
-        }
+        SyncPlanner.CheckResolutionFields(choice, fields);
+        await runner.Tables.EnsureAsync(ct); // the legacy conflicts of a database from before replicas become this replica's
         using var fileLock = _store.Lock();
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await SyncRunner.ExecuteAsync(connection, tx, "SELECT pg_advisory_xact_lock($1)", ct, SyncRunner.SyncLockKey);
+        await using (var lockReplica = new NpgsqlBatch(connection, tx) { BatchCommands = { SyncTables.LockCommand(runner.Replica) } })
+            await lockReplica.ExecuteNonQueryAsync(ct);
         var conflict = await GetAsync(connection, tx, id, lockRow: true, ct) ?? throw new ConflictNotFoundException(id);
         if (conflict.Status != "open")
             throw new ResolutionException($"conflict {id} is already resolved ({conflict.Choice} by {conflict.ResolvedBy})");
+        if (conflict.Replica != runner.Replica)
+            throw new ResolutionException($"conflict {id} belongs to replica '{conflict.Replica}' (its copy of the file), not to this one ('{runner.Replica}'); resolve it there, or run with --replica '{conflict.Replica}' on its host");
+        // The row stays as read until this commits: another writer waits instead of being overwritten unseen.
+        await SyncTables.ExecuteAsync(connection, tx, "SELECT 1 FROM scheduled_tasks WHERE id = $1 FOR UPDATE", ct, conflict.TaskId);
 
         var snapshot = _store.Read();
         var document = runner.Load(snapshot);
@@ -96,47 +102,47 @@ internal sealed class ConflictService(SyncRunner runner)
         var stored = (await TaskStore.ListAsync(connection, tx, ct, [conflict.TaskId])).FirstOrDefault();
         if (stored is { Task: null })
             throw new ResolutionException($"task '{conflict.TaskId}' is invalid in the database; fix it before resolving");
-        var bases = await SyncRunner.ReadBaseAsync(connection, tx, ct, [conflict.TaskId]);
+        var bases = await runner.Tables.ReadBaseAsync(connection, tx, ct, [conflict.TaskId]);
         if (yaml?.Task?.ContentHash != conflict.Yaml?.ContentHash || stored?.Task?.ContentHash != conflict.Database?.ContentHash)
         {
             // A side changed after the conflict was shown: deciding now could discard an edit nobody saw. Show the
             // newest versions and let the person decide again.
-            await SyncRunner.RefreshConflictVersionsAsync(connection, tx, [(conflict.TaskId, yaml?.Task, stored?.Task)], null, ct);
+            await runner.Tables.RefreshConflictVersionsAsync(connection, tx, [(conflict.TaskId, yaml?.Task, stored?.Task)], null, ct);
             await tx.CommitAsync(ct);
             throw new ResolutionException($"task '{conflict.TaskId}' changed since conflict {id} was stored; the conflict now shows the newest versions: review it and resolve again");
         }
 
-        var result = Decide(conflict.TaskId, choice, yaml?.Task, stored?.Task, bases.GetValueOrDefault(conflict.TaskId), fields);
+        var result = SyncPlanner.Resolve(conflict.TaskId, choice, yaml?.Task, stored?.Task, bases.GetValueOrDefault(conflict.TaskId), fields);
         await TaskStore.SetContextAsync(connection, tx, new ChangeContext("resolve", actor), ct);
         var databaseChanged = false;
         if (result is null)
         {
             databaseChanged = stored is not null;
             await TaskStore.DeleteManyAsync(connection, tx, [conflict.TaskId], ct);
-            await SyncRunner.WriteBaseAsync(connection, tx, [], [conflict.TaskId], ct);
+            await runner.Tables.WriteBaseAsync(connection, tx, [], [conflict.TaskId], ct);
         }
         else
         {
             var changed = await TaskStore.UpsertManyAsync(connection, tx, [result], actor, ct);
             databaseChanged = changed > 0;
-            await SyncRunner.WriteBaseAsync(connection, tx, [result], [], ct);
+            await runner.Tables.WriteBaseAsync(connection, tx, [result], [], ct);
             if (changed == 0)
             {
                 // The database already holds the result (keep_db): the trigger audits nothing, so record the decision.
-                await SyncRunner.ExecuteAsync(connection, tx, """
+                await SyncTables.ExecuteAsync(connection, tx, """
                     INSERT INTO task_audit (task_id, action, source, actor, before, after)
                     SELECT id, 'update', 'resolve', $2, to_jsonb(t) - 'created_at' - 'updated_at', to_jsonb(t) - 'created_at' - 'updated_at'
                     FROM scheduled_tasks t WHERE id = $1
                     """, ct, conflict.TaskId, actor);
             }
         }
-        await SyncRunner.ExecuteAsync(connection, tx, """
+        await SyncTables.ExecuteAsync(connection, tx, """
             UPDATE sync_conflicts SET status = 'resolved', choice = $2, result = $3::jsonb, resolved_by = $4, resolved_at = now() WHERE id = $1
             """, ct, id, ChoiceName(choice), result is null ? "null" : TaskJson.ToCanonical(result), actor);
 
         var fileChanged = yaml?.Task?.ContentHash != result?.ContentHash;
         // The decision as recorded and what it changed, committed with it (the row's task_changed comes from the trigger).
-        await SyncRunner.ExecuteAsync(connection, tx, """
+        await SyncTables.ExecuteAsync(connection, tx, """
             SELECT sync_events_append(
                 ARRAY['sync_conflict_resolved'] || CASE WHEN $2 THEN ARRAY['schedule_config_updated'] ELSE '{}'::text[] END,
                 ARRAY[jsonb_build_object('conflict_id', id, 'task_id', task_id, 'choice', choice)]
@@ -166,54 +172,7 @@ internal sealed class ConflictService(SyncRunner runner)
         _ => "merge",
     };
 
-    private static TaskDefinition? Decide(string id, ResolutionChoice choice, TaskDefinition? yaml, TaskDefinition? database, TaskDefinition? @base, IReadOnlyDictionary<string, JsonElement>? fields)
-    {
-        fields ??= new Dictionary<string, JsonElement>();
-        TaskDefinition? start;
-        IReadOnlyList<string> needed = [];
-        switch (choice)
-        {
-            case ResolutionChoice.KeepYaml: start = yaml; break;
-            case ResolutionChoice.KeepDb: start = database; break;
-            default:
-                if (yaml is null || database is null)
-                {
-                    start = yaml ?? database;
-                    if (start is null) return null;
-                    break;
-                }
-                if (@base is null)
-                {
-                    start = yaml;
-                    needed = FieldMerge.Differing(yaml, database);
-                }
-                else
-                {
-                    var merged = FieldMerge.Merge(@base, yaml, database);
-                    start = merged.Result;
-                    needed = merged.Conflicts;
-                }
-                break;
-        }
-        var missing = needed.Where(f => !fields.ContainsKey(f)).ToList();
-        if (missing.Count > 0)
-            throw new ResolutionException(
-                $"merge needs a value for each field changed on both sides: {string.Join(", ", missing)}",
-                missing.ToDictionary(f => "fields." + f, f => new[] { $"{f} changed on both sides; give its value" }));
-        if (fields.Count == 0) return start;
-        if (start is null)
-            throw new ResolutionException($"task '{id}' is deleted on the chosen side; field values cannot be applied to it");
-        try
-        {
-            return TaskFields.Apply(start, fields);
-        }
-        catch (FieldValueException e)
-        {
-            throw new ResolutionException(e.Message, e.Errors);
-        }
-    }
-
-    private const string Columns = "id, task_id, base::text, yaml::text, db::text, status, detected_at, choice, result::text, resolved_by, resolved_at";
+    private const string Columns = "id, task_id, base::text, yaml::text, db::text, status, detected_at, choice, result::text, resolved_by, resolved_at, replica";
 
     private static async Task<ConflictRecord?> GetAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, long id, bool lockRow, CancellationToken ct)
     {
@@ -230,6 +189,6 @@ internal sealed class ConflictService(SyncRunner runner)
             reader.IsDBNull(column) || reader.GetString(column) == "null" ? null : TaskJson.FromCanonical(taskId, reader.GetString(column));
         return new ConflictRecord(reader.GetInt64(0), taskId, Task(2), Task(3), Task(4), reader.GetString(5), reader.GetFieldValue<DateTime>(6),
             reader.IsDBNull(7) ? null : reader.GetString(7), Task(8), reader.IsDBNull(9) ? null : reader.GetString(9),
-            reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTime>(10));
+            reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTime>(10)) { Replica = reader.GetString(11) };
     }
 }

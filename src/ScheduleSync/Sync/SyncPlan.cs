@@ -64,9 +64,29 @@ public sealed record SyncPlan(IReadOnlyList<SyncAction> Actions, string? Refusal
 
     /// <summary>Rows that break a rule in the database: not exported, reported by every run, status and plan.</summary>
     public IEnumerable<SyncAction> InvalidInDatabase => Actions.Where(a => a.InvalidInDatabase);
+
+    /// <summary>The error a completed run reports for rows that break a rule in the database; null when there are none.</summary>
+    public string? InvalidRowsError()
+    {
+        var invalid = InvalidInDatabase.ToList();
+        if (invalid.Count == 0) return null;
+        return $"{invalid.Count} task(s) in the database break the rules and are not exported until fixed: "
+            + string.Join(" | ", invalid.Select(a => $"'{a.Id}' {a.Reason}"));
+    }
 }
 
 public enum InvalidTaskPolicy { RejectFile, SkipTask }
+
+/// <summary>How a run weighs the two sides (SPEC §4, restore).</summary>
+public enum SyncMode
+{
+    /// <summary>The three-way rules.</summary>
+    Normal,
+    /// <summary><c>restore</c>: the file was brought back from a backup; every difference is exported from the database.</summary>
+    PreferDatabase,
+    /// <summary><c>restore --revert-database</c>: the backup is applied to the database.</summary>
+    PreferFile,
+}
 
 /// <summary>Sync settings (section "Sync").</summary>
 public sealed class SyncOptions

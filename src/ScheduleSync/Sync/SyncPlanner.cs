@@ -1,3 +1,4 @@
+using System.Text.Json;
 using ScheduleSync.Tasks;
 
 namespace ScheduleSync.Sync;
@@ -22,6 +23,29 @@ public static class SyncPlanner
         foreach (var id in ids)
             actions.Add(Decide(id, inputs, options));
         return new SyncPlan(actions, options.AllowMassDelete ? null : MassDeleteRefusal(actions, inputs, options));
+    }
+
+    /// <summary>
+    /// The ids worth planning, from hashes alone: a task whose file, database and base hashes are all equal (and that is
+    /// valid on both sides with no open conflict) is <see cref="SyncActionKind.InSync"/> whatever its content, so the
+    /// runner loads in full and plans only the others and one change costs little. A null database hash (a row changed
+    /// with plain SQL, its hash not yet recomputed) is always a candidate.
+    /// </summary>
+    public static HashSet<string> Candidates(IReadOnlyDictionary<string, string> yaml, IReadOnlyDictionary<string, string?> database,
+        IReadOnlyDictionary<string, string> @base, IEnumerable<string> yamlInvalid, IEnumerable<string> openConflicts)
+    {
+        var candidates = new HashSet<string>(openConflicts, StringComparer.Ordinal);
+        candidates.UnionWith(yamlInvalid);
+        foreach (var (id, hash) in database)
+            if (hash is null || yaml.GetValueOrDefault(id) != hash || @base.GetValueOrDefault(id) != hash)
+                candidates.Add(id);
+        foreach (var (id, hash) in yaml)
+            if (!database.ContainsKey(id) || @base.GetValueOrDefault(id) != hash)
+                candidates.Add(id);
+        foreach (var id in @base.Keys)
+            if (!database.ContainsKey(id) || !yaml.ContainsKey(id))
+                candidates.Add(id);
+        return candidates;
     }
 
     private static SyncAction Decide(string id, SyncInputs inputs, SyncOptions options)
@@ -80,6 +104,73 @@ public static class SyncPlanner
             return Act(SyncActionKind.Merge, merge.Result, reason: "both sides changed different fields");
         return Act(SyncActionKind.Conflict, null, merge.Conflicts.Count > 0 ? merge.Conflicts : Diff(y, d),
             merge.Conflicts.Count > 0 ? "both sides changed the same field" : "both sides changed the task and auto-merge is off");
+    }
+
+    /// <summary>
+    /// keep_yaml / keep_db mean "that side as it is": field values would make the result neither side while the record
+    /// says one of them. A person who wants to set fields chooses merge.
+    /// </summary>
+    internal static void CheckResolutionFields(ResolutionChoice choice, IReadOnlyDictionary<string, JsonElement>? fields)
+    {
+        if (choice != ResolutionChoice.Merge && fields is { Count: > 0 })
+        {
+            throw new ResolutionException(
+                $"field values are taken only with merge, not with {ConflictService.ChoiceName(choice)}; choose merge to set fields",
+                new Dictionary<string, string[]> { ["fields"] = [$"fields are only allowed with choice \"merge\", not \"{ConflictService.ChoiceName(choice)}\""] });
+        }
+    }
+
+    /// <summary>
+    /// The decision of a conflict resolution (SPEC §4): the task both sides get — null when it is deleted — from the
+    /// chosen side, or the field-level merge with the values the person gave for each field changed on both sides.
+    /// Throws <see cref="ResolutionException"/> when the request cannot be applied as asked.
+    /// </summary>
+    internal static TaskDefinition? Resolve(string id, ResolutionChoice choice, TaskDefinition? yaml, TaskDefinition? database, TaskDefinition? @base, IReadOnlyDictionary<string, JsonElement>? fields)
+    {
+        CheckResolutionFields(choice, fields);
+        fields ??= new Dictionary<string, JsonElement>();
+        TaskDefinition? start;
+        IReadOnlyList<string> needed = [];
+        switch (choice)
+        {
+            case ResolutionChoice.KeepYaml: start = yaml; break;
+            case ResolutionChoice.KeepDb: start = database; break;
+            default:
+                if (yaml is null || database is null)
+                {
+                    start = yaml ?? database;
+                    if (start is null) return null;
+                    break;
+                }
+                if (@base is null)
+                {
+                    start = yaml;
+                    needed = FieldMerge.Differing(yaml, database);
+                }
+                else
+                {
+                    var merged = FieldMerge.Merge(@base, yaml, database);
+                    start = merged.Result;
+                    needed = merged.Conflicts;
+                }
+                break;
+        }
+        var missing = needed.Where(f => !fields.ContainsKey(f)).ToList();
+        if (missing.Count > 0)
+            throw new ResolutionException(
+                $"merge needs a value for each field changed on both sides: {string.Join(", ", missing)}",
+                missing.ToDictionary(f => "fields." + f, f => new[] { $"{f} changed on both sides; give its value" }));
+        if (fields.Count == 0) return start;
+        if (start is null)
+            throw new ResolutionException($"task '{id}' is deleted on the chosen side; field values cannot be applied to it");
+        try
+        {
+            return TaskFields.Apply(start, fields);
+        }
+        catch (FieldValueException e)
+        {
+            throw new ResolutionException(e.Message, e.Errors);
+        }
     }
 
     private static bool Same(TaskDefinition? a, TaskDefinition? b) =>

@@ -4,7 +4,6 @@ using Npgsql;
 using ScheduleSync.Database;
 using ScheduleSync.Events;
 using ScheduleSync.Files;
-using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Sync;
@@ -15,19 +14,24 @@ namespace ScheduleSync.Sync;
 /// then commits. A crash anywhere leaves a state the next run completes: exported tasks are already equal on both
 /// sides (Y = D), imports not yet committed are still "changed in the file" (D = B ≠ Y).
 /// </summary>
-internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFileStore store, SyncOptions options, ILogger<SyncRunner>? logger = null)
+internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFileStore store, SyncOptions options, ILogger<SyncRunner>? logger = null, ReplicaName? replica = null)
 {
-    /// <summary>The advisory lock every sync and conflict resolution holds (also the lock a leader holds, SPEC §8).</summary>
-    public const long SyncLockKey = 0x5CED_5_1C_0002;
-
-    /// <summary>Environment variable naming a step at which the process kills itself (crash-ordering tests).</summary>
-    public const string FaultVariable = "SCHEDSYNC_FAULT";
-
     private const int MaxAttempts = 5;
+    /// <summary>Runs that found a row changed under them start over; under a storm of writes, give up after this many.</summary>
+    private const int MaxReplans = 50;
     private readonly ILogger _logger = logger ?? NullLogger<SyncRunner>.Instance;
+    private readonly ParsedDocumentCache _documents = new(store.ConfigPath);
 
     public ConfigFileStore Store => store;
     public NpgsqlDataSource DataSource => dataSource;
+
+    /// <summary>This copy's name among several on one database (SPEC §8).</summary>
+    public string Replica { get; } = replica?.Name ?? ReplicaName.Default(store.ConfigPath).Name;
+
+    /// <summary>The SQL of this replica's sync tables (base, conflicts, runs, state, recorded exports).</summary>
+    public SyncTables Tables => _tables ??= new SyncTables(dataSource, Replica);
+    private SyncTables? _tables;
+    private volatile bool _replicaEnsured;
 
     /// <summary>Where runs report their phases (issue 14: a terminal, a server's log); null reports nothing.</summary>
     public IProgress<SyncProgress>? Progress { get; set; }
@@ -43,9 +47,14 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         activity?.SetTag("schedsync.sync.trigger", trigger);
         try
         {
-            for (var attempt = 1; ; attempt++)
+            if (!_replicaEnsured)
             {
-                var result = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
+                await Tables.EnsureAsync(ct);
+                _replicaEnsured = true;
+            }
+            for (int attempt = 1, replans = 0; ; )
+            {
+                var (result, rowsMoved) = await TryRunAsync(trigger, force, allowMassDelete, source, ct, mode, replacement);
                 if (result is not null)
                 {
                     result = result with { Duration = clock.Elapsed };
@@ -53,13 +62,19 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
                     Telemetry.RecordRun(activity, trigger, result, clock.Elapsed);
                     return result;
                 }
-                if (attempt == MaxAttempts)
+                // A row changed between our read and our write (another writer): plan again from what is there now.
+                if (rowsMoved && ++replans < MaxReplans) continue;
+                if (rowsMoved)
+                    throw new InvalidOperationException($"the database kept changing during the sync of {store.ConfigPath}; gave up after {MaxReplans} attempts");
+                if (++attempt > MaxAttempts)
                     throw new InvalidOperationException($"{store.ConfigPath} kept changing during the sync; gave up after {MaxAttempts} attempts");
                 // The file changed between our read and our write (an editor takes no lock): plan again from the new content.
             }
         }
         catch (Exception e)
         {
+            // The replica's row is gone (forgotten while this process runs): the retry creates it again, as a new replica.
+            if (e is PostgresException { SqlState: PostgresErrorCodes.ForeignKeyViolation }) _replicaEnsured = false;
             Telemetry.RecordRun(activity, trigger, null, clock.Elapsed, e);
             throw;
         }
@@ -95,38 +110,56 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         if (result.Error is not null) Log.InvalidRows(_logger, trigger, result.Error);
     }
 
-    /// <summary>One attempt; null when the file changed under us and the attempt was rolled back.</summary>
-    private async Task<SyncResult?> TryRunAsync(string trigger, bool force, bool allowMassDelete, string source, CancellationToken ct, SyncMode mode, FileSnapshot? replacement)
+    /// <summary>
+    /// One attempt; null when the file changed under us, or (<c>RowsMoved</c>) a row the plan writes changed after it was
+    /// read, and the attempt was rolled back.
+    /// </summary>
+    private async Task<(SyncResult? Result, bool RowsMoved)> TryRunAsync(string trigger, bool force, bool allowMassDelete, string source, CancellationToken ct, SyncMode mode, FileSnapshot? replacement)
     {
         using var fileLock = store.Lock();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var (counter, syncedCounter, syncedChecksum, openCount) = await LockAndReadStateAsync(connection, tx, ct);
+        var (counter, syncedCounter, syncedChecksum, openCount) = await Tables.LockAndReadStateAsync(connection, tx, ct);
         var snapshot = store.Read();
         if (!force && replacement is null && syncedCounter == counter && syncedChecksum == snapshot.Checksum)
-            return new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = openCount };
+            return (new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = openCount }, false);
 
-        var (document, plan, open) = await PrepareAsync(connection, tx, replacement ?? snapshot, allowMassDelete, lockTable: true, ct, mode, trigger);
+        var (document, plan, open, versions) = await PrepareAsync(Tables, connection, tx, replacement ?? snapshot, allowMassDelete, ct, mode, trigger);
         if (plan is null)
         {
             var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
-            var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, error, ct);
+            var runId = await Tables.RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, error, ct);
             await SyncEvents.AppendAsync(connection, tx,
                 [("sync_error", new { reason = error, trigger, problems = document.Problems.Select(p => p.Format(store.ConfigPath)).Take(50) })], ct);
             await tx.CommitAsync(ct);
-            return new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
+            return (new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count }, false);
         }
-        Fault("after-plan");
+        CrashHook.At("after-plan");
         if (plan.IsRefused)
         {
-            var runId = await RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, plan.Refusal!, ct);
-            await RememberRefusalAsync(connection, tx, (replacement ?? snapshot).Checksum, plan, ct);
+            var runId = await Tables.RecordFailedRunAsync(connection, tx, trigger, snapshot.Checksum, plan.Refusal!, ct);
+            await Tables.RememberRefusalAsync(connection, tx, (replacement ?? snapshot).Checksum, plan, ct);
             await SyncEvents.AppendAsync(connection, tx, [("sync_error", new { reason = plan.Refusal, trigger })], ct);
             await tx.CommitAsync(ct);
-            return new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count };
+            return (new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count }, false);
+        }
+        if (!force && replacement is null && syncedChecksum == snapshot.Checksum && !plan.Changes.Any())
+        {
+            // Only the database's counter moved and there is nothing to do (typically the NOTIFY of this replica's own
+            // import, or a change another replica already brought here): no run is recorded, no event — after
+            // quiescence, replicas stay quiet. A frozen task's newest database version still reaches its open conflict.
+            await Tables.RefreshConflictsAsync(connection, tx, [.. plan.Actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct);
+            await Tables.RecordQuietRunAsync(connection, tx, counter, snapshot.Checksum, ct);
+            await tx.CommitAsync(ct);
+            return (new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = open.Count }, false);
         }
 
-        var run = await StartRunAsync(connection, tx, trigger, snapshot.Checksum, new ChangeContext(source, $"schedsync:{trigger}"), ct);
+        // Rows the plan writes must still be the versions it was made from (no table lock: writers go on meanwhile).
+        var imports = plan.Actions.Where(a => a.ChangesDatabase).ToList();
+        if (!await SyncTables.CheckRowsAsync(connection, tx, imports.ToDictionary(a => a.Id, a => versions.TryGetValue(a.Id, out var v) ? v : (long?)null, StringComparer.Ordinal), ct))
+            return (null, true);
+
+        var run = await Tables.StartRunAsync(connection, tx, trigger, snapshot.Checksum, new ChangeContext(source, $"schedsync:{trigger}"), ct);
 
         var actions = plan.Actions;
         var large = Math.Max(document.Entries.Count, plan.Actions.Count) >= SyncProgress.LargeRun;
@@ -137,16 +170,18 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             [.. actions.Where(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge).Select(a => a.Result!)],
             $"schedsync:{trigger}", ct);
         await TaskStore.DeleteManyAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportDelete).Select(a => a.Id)], ct);
-        await WriteBaseAsync(connection, tx,
+        if (!await SyncTables.CheckInsertedAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportInsert).Select(a => a.Id)], ct))
+            return (null, true);
+        await Tables.WriteBaseAsync(connection, tx,
             [.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
             [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove
                 || a is { Kind: SyncActionKind.CloseConflict, Result: null }).Select(a => a.Id)],
             ct);
         var conflicts = actions.Where(a => a.Kind == SyncActionKind.Conflict).ToList();
-        await InsertConflictsAsync(connection, tx, conflicts, run, ct);
-        await CloseConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.CloseConflict)], ct);
-        await RefreshConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct, run);
-        Fault("after-db");
+        await Tables.InsertConflictsAsync(connection, tx, conflicts, run, ct);
+        await Tables.CloseConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.CloseConflict)], ct);
+        await Tables.RefreshConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct, run);
+        CrashHook.At("after-db");
 
         var exports = actions.Where(a => a.ChangesFile).ToList();
         var checksumAfter = snapshot.Checksum;
@@ -167,11 +202,11 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
                     // An export the file could not take: its base goes back to what it was, so the next run sees the
                     // database change again (and the file's version is not mistaken for a newer edit and imported).
                     var skipped = exports.Where(a => failed.Contains(a.Id)).ToList();
-                    await WriteBaseAsync(connection, tx, [.. skipped.Where(a => a.Base is not null).Select(a => a.Base!)], [.. skipped.Where(a => a.Base is null).Select(a => a.Id)], ct);
+                    await Tables.WriteBaseAsync(connection, tx, [.. skipped.Where(a => a.Base is not null).Select(a => a.Base!)], [.. skipped.Where(a => a.Base is null).Select(a => a.Id)], ct);
                     exports = [.. exports.Where(a => !failed.Contains(a.Id))];
                 }
             }
-            await RecordExportsAsync(exports, ct);
+            await Tables.RecordExportsAsync(exports, ct);
             var write = (replacement, text == document.Text) switch
             {
                 (null, true) => new WriteResult.Written(snapshot.Checksum, false),
@@ -182,14 +217,14 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             {
                 case WriteResult.ChangedMeanwhile:
                     await tx.RollbackAsync(ct);
-                    return null;
+                    return (null, false);
                 case WriteResult.Written done:
                     checksumAfter = done.Checksum;
                     Remember(done.Checksum, written);
                     break;
             }
         }
-        Fault("after-file");
+        CrashHook.At("after-file");
 
         var result = new SyncResult
         {
@@ -206,7 +241,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             Plan = plan,
             DefaultTimezone = document.EffectiveDefaultTimezone,
             Warnings = warnings,
-            Error = InvalidRowsError(plan),
+            Error = plan.InvalidRowsError(),
             FileTasks = document.ValidTasks.Count() + exports.Count(a => a.Kind == SyncActionKind.ExportAdd) - exports.Count(a => a.Kind == SyncActionKind.ExportRemove),
         };
         await SyncRunEvents.AppendAsync(connection, tx, trigger, plan, run, conflicts.Count, ct);
@@ -216,12 +251,12 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             .. result.Error is null ? [] : new[] { ("sync_error", (object)new { reason = result.Error, trigger, invalid_task_ids = result.InvalidRows }) },
             .. warnings.Count == 0 ? [] : new[] { ("sync_warning", (object)new { reason = "the file was partly re-rendered in the canonical layout", trigger, warnings }) },
         ], ct);
-        await FinishRunAsync(connection, tx, result, ct);
-        await AfterRunAsync(connection, tx, result, ct);
+        await Tables.FinishRunAsync(connection, tx, result, counter, ct);
+        await Tables.AfterRunAsync(connection, tx, result, ct);
         Progress?.Report(new SyncProgress("committing", Large: large));
-        Fault("before-commit");
+        CrashHook.At("before-commit");
         await tx.CommitAsync(ct);
-        return result;
+        return (result, false);
     }
 
     /// <summary>What a sync would do now, without changing anything (no locks: a read-only snapshot).</summary>
@@ -233,7 +268,8 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         using var finished = new ProgressFinished(Progress);
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
-        var (document, plan, _) = await PrepareAsync(connection, tx, snapshot ?? store.Read(), allowMassDelete, lockTable: false, ct, mode, trigger);
+        var tables = await Tables.ForReadingAsync(connection, tx, ct);
+        var (document, plan, _, _) = await PrepareAsync(tables, connection, tx, snapshot ?? store.Read(), allowMassDelete, ct, mode, trigger);
         await tx.RollbackAsync(ct);
         return (document, plan);
     }
@@ -243,36 +279,29 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     /// Hashes are compared first: only tasks whose file, database and base hashes are not all equal (or that have an
     /// open conflict, or a row changed by plain SQL) are loaded in full and planned, so one change costs little.
     /// </summary>
-    private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open)> PrepareAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, bool lockTable, CancellationToken ct,
+    private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open, Dictionary<string, long> Versions)> PrepareAsync(
+        SyncTables tables, NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, CancellationToken ct,
         SyncMode mode = SyncMode.Normal, string trigger = "cli")
     {
-        var (databaseHashes, baseHashes, open) = await ReadHashesAsync(connection, tx, lockTable, ct);
-        var memory = await ReadMemoryAsync(connection, tx, ct);
+        var (databaseHashes, baseHashes, open) = await tables.ReadHashesAsync(connection, tx, ct);
+        var memory = await tables.ReadMemoryAsync(connection, tx, ct);
         var large = databaseHashes.Count >= SyncProgress.LargeRun || snapshot.Bytes.Length >= SyncProgress.LargeFileBytes;
-        var document = Load(snapshot, Progress is { } progress ? (done, total) => progress.Report(
-            new SyncProgress("validating", done, total, "tasks", large || total >= SyncProgress.LargeRun)) : null, large);
+        var document = _documents.Load(snapshot,
+            Progress is { } progress ? (done, total) => progress.Report(new SyncProgress("validating", done, total, "tasks", large || total >= SyncProgress.LargeRun)) : null,
+            () => Progress?.Report(new SyncProgress(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"parsing {Path.GetFileName(store.ConfigPath)} ({snapshot.Bytes.Length / 1024.0 / 1024.0:0.0} MB)"), Large: large)));
         if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
-            return (document, null, open);
+            return (document, null, open, []);
 
         var yaml = document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal);
         var yamlInvalid = document.InvalidTaskIds.ToHashSet(StringComparer.Ordinal);
-        var differing = new HashSet<string>(open, StringComparer.Ordinal);
-        differing.UnionWith(yamlInvalid);
-        foreach (var (id, hash) in databaseHashes)
-            if (hash is null || !yaml.TryGetValue(id, out var y) || y.ContentHash != hash || baseHashes.GetValueOrDefault(id) != hash)
-                differing.Add(id);
-        foreach (var (id, task) in yaml)
-            if (!databaseHashes.ContainsKey(id) || baseHashes.GetValueOrDefault(id) != task.ContentHash)
-                differing.Add(id);
-        foreach (var id in baseHashes.Keys)
-            if (!databaseHashes.ContainsKey(id) || !yaml.ContainsKey(id))
-                differing.Add(id);
+        var differing = SyncPlanner.Candidates(yaml.ToDictionary(kv => kv.Key, kv => kv.Value.ContentHash, StringComparer.Ordinal),
+            databaseHashes, baseHashes, yamlInvalid, open);
 
         large |= yaml.Count >= SyncProgress.LargeRun;
         Progress?.Report(new SyncProgress("planning", 0, differing.Count, "tasks", large));
         var stored = differing.Count == 0 ? [] : await TaskStore.ListAsync(connection, tx, ct, differing);
-        var bases = differing.Count == 0 ? [] : await ReadBaseAsync(connection, tx, ct, differing);
+        var bases = differing.Count == 0 ? [] : await tables.ReadBaseAsync(connection, tx, ct, differing);
         var inputs = new SyncInputs(
             yaml.Where(kv => differing.Contains(kv.Key)).ToDictionary(StringComparer.Ordinal),
             stored.Where(s => s.Task is not null).ToDictionary(s => s.Id, s => s.Task!, StringComparer.Ordinal),
@@ -302,253 +331,13 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             MassDeleteMinimum = options.MassDeleteMinimum,
             AllowMassDelete = options.AllowMassDelete || allowMassDelete,
         });
-        return (document, plan, open);
+        return (document, plan, open, stored.ToDictionary(s => s.Id, s => s.Version, StringComparer.Ordinal));
     }
-
-    // The last document read or written, by checksum: when the file has not changed since, the next sync (an API
-    // write's export, say) does not parse it again.
-    private sealed record CachedDocument(string Checksum, ScheduleDocument Document);
-    private volatile CachedDocument? _lastDocument;
 
     /// <summary>The parsed file for a snapshot, from the cache when the content is the same.</summary>
-    public ScheduleDocument Load(FileSnapshot snapshot) => Load(snapshot, null, false);
+    public ScheduleDocument Load(FileSnapshot snapshot) => _documents.Load(snapshot);
 
-    private ScheduleDocument Load(FileSnapshot snapshot, Action<int, int>? validating, bool large)
-    {
-        if (_lastDocument is { } last && last.Checksum == snapshot.Checksum && snapshot.Exists)
-            return last.Document;
-        if (snapshot.Exists)
-        {
-            Progress?.Report(new SyncProgress(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"parsing {Path.GetFileName(store.ConfigPath)} ({snapshot.Bytes.Length / 1024.0 / 1024.0:0.0} MB)"), Large: large));
-        }
-
-        var document = snapshot.Exists
-            ? ScheduleLoader.Load(snapshot.Bytes.Span, store.ConfigPath, validating: validating)
-            : ScheduleLoader.Parse("", store.ConfigPath);
-        if (snapshot.Exists) Remember(snapshot.Checksum, document);
-        return document;
-    }
-
-    public void Remember(string checksum, ScheduleDocument document) => _lastDocument = new CachedDocument(checksum, document);
-
-    internal static void Fault(string step)
-    {
-        if (Environment.GetEnvironmentVariable(FaultVariable) == step)
-            Process.GetCurrentProcess().Kill(); // SIGKILL: no finally blocks, no flush — a real crash.
-    }
-
-    /// <summary>
-    /// Takes the sync lock and reads the sync state and the open-conflict count in one round trip. Each statement of
-    /// the batch gets its own snapshot (read committed), so the state is read after the lock is held.
-    /// </summary>
-    private static async Task<(long Counter, long? SyncedCounter, string? SyncedChecksum, int Open)> LockAndReadStateAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
-    {
-        await using var batch = new NpgsqlBatch(connection, tx)
-        {
-            BatchCommands =
-            {
-                // PostgreSQL's JIT compiles the bulk statements anew each run, costing more than it saves (bench: 10k import).
-                new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1), set_config('jit', 'off', true)") { Parameters = { new NpgsqlParameter { Value = SyncLockKey } } },
-                new NpgsqlBatchCommand("SELECT change_counter, synced_change_counter, synced_file_checksum FROM sync_state WHERE id = 1"),
-                new NpgsqlBatchCommand("SELECT count(*)::int FROM sync_conflicts WHERE status = 'open'"),
-            },
-        };
-        await using var reader = await batch.ExecuteReaderAsync(ct);
-        await reader.NextResultAsync(ct);
-        await reader.ReadAsync(ct);
-        var state = (reader.GetInt64(0), reader.IsDBNull(1) ? (long?)null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2));
-        await reader.NextResultAsync(ct);
-        await reader.ReadAsync(ct);
-        return (state.Item1, state.Item2, state.Item3, reader.GetInt32(0));
-    }
-
-    /// <summary>
-    /// Every task's stored hash, every base hash and the ids with open conflicts, in one round trip; with
-    /// <paramref name="lockTable"/>, writers first wait for the (short) run, so nothing changes between what the run
-    /// reads and what it writes.
-    /// </summary>
-    private static async Task<(Dictionary<string, string?> Database, Dictionary<string, string> Base, HashSet<string> Open)> ReadHashesAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, bool lockTable, CancellationToken ct)
-    {
-        await using var batch = new NpgsqlBatch(connection, tx);
-        if (lockTable) batch.BatchCommands.Add(new NpgsqlBatchCommand("LOCK TABLE scheduled_tasks IN SHARE ROW EXCLUSIVE MODE"));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT id, content_hash FROM scheduled_tasks"));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT task_id, content_hash FROM sync_base"));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT task_id FROM sync_conflicts WHERE status = 'open'"));
-        await using var reader = await batch.ExecuteReaderAsync(ct);
-        var database = new Dictionary<string, string?>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct))
-            database[reader.GetString(0)] = reader.IsDBNull(1) ? null : reader.GetString(1);
-        await reader.NextResultAsync(ct);
-        var bases = new Dictionary<string, string>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct))
-            bases[reader.GetString(0)] = reader.GetString(1);
-        await reader.NextResultAsync(ct);
-        var open = new HashSet<string>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct))
-            open.Add(reader.GetString(0));
-        return (database, bases, open);
-    }
-
-    /// <summary>The base of every task (or only of the given ids).</summary>
-    internal static async Task<Dictionary<string, TaskDefinition>> ReadBaseAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, CancellationToken ct, IReadOnlyCollection<string>? ids = null)
-    {
-        await using var command = new NpgsqlCommand(
-            "SELECT task_id, content::text, content_hash FROM sync_base" + (ids is null ? "" : " WHERE task_id = ANY($1)"), connection, tx);
-        if (ids is not null) command.Parameters.Add(new NpgsqlParameter { Value = ids.ToArray() });
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        var bases = new Dictionary<string, TaskDefinition>(StringComparer.Ordinal);
-        while (await reader.ReadAsync(ct))
-        {
-            var task = TaskJson.FromCanonical(reader.GetString(0), reader.GetString(1));
-            task.AdoptStoredHash(reader.GetString(2));
-            bases[reader.GetString(0)] = task;
-        }
-        return bases;
-    }
-
-    internal static async Task WriteBaseAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<TaskDefinition> upserts, IReadOnlyList<string> deletes, CancellationToken ct)
-    {
-        if (upserts.Count > 0)
-        {
-            await using var command = new NpgsqlCommand("""
-                INSERT INTO sync_base (task_id, content, content_hash)
-                SELECT u.id, u.content::jsonb, u.hash FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, content, hash)
-                ON CONFLICT (task_id) DO UPDATE SET content = EXCLUDED.content, content_hash = EXCLUDED.content_hash, updated_at = now()
-                """, connection, tx);
-            command.Parameters.Add(new NpgsqlParameter { Value = upserts.Select(t => t.Id).ToArray() });
-            command.Parameters.Add(new NpgsqlParameter { Value = upserts.Select(TaskJson.ToCanonical).ToArray() });
-            command.Parameters.Add(new NpgsqlParameter { Value = upserts.Select(t => t.ContentHash).ToArray() });
-            await command.ExecuteNonQueryAsync(ct);
-        }
-        if (deletes.Count > 0)
-            await ExecuteAsync(connection, tx, "DELETE FROM sync_base WHERE task_id = ANY($1)", ct, (object)deletes.ToArray());
-    }
-
-    private static async Task InsertConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> conflicts, long run, CancellationToken ct)
-    {
-        if (conflicts.Count == 0) return;
-        static string? Json(TaskDefinition? task) => task is null ? null : TaskJson.ToCanonical(task);
-        await using var command = new NpgsqlCommand("""
-            INSERT INTO sync_conflicts (task_id, base, yaml, db, sync_run_id)
-            SELECT c.id, c.base::jsonb, c.yaml::jsonb, c.db::jsonb, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS c(id, base, yaml, db)
-            ON CONFLICT (task_id) WHERE status = 'open' DO NOTHING
-            """, connection, tx);
-        command.Parameters.Add(new NpgsqlParameter { Value = conflicts.Select(c => c.Id).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = conflicts.Select(c => Json(c.Base)).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = conflicts.Select(c => Json(c.Yaml)).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = conflicts.Select(c => Json(c.Database)).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = run });
-        await command.ExecuteNonQueryAsync(ct);
-    }
-
-    private static async Task CloseConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> closed, CancellationToken ct)
-    {
-        if (closed.Count == 0) return;
-        await ExecuteAsync(connection, tx, """
-            UPDATE sync_conflicts SET status = 'resolved', choice = 'auto_closed', result = base_result.content, resolved_by = 'schedsync', resolved_at = now()
-            FROM (SELECT task_id, content FROM sync_base) AS base_result
-            WHERE sync_conflicts.status = 'open' AND sync_conflicts.task_id = ANY($1) AND base_result.task_id = sync_conflicts.task_id
-            """, ct, (object)closed.Select(c => c.Id).ToArray());
-        // A conflict closed because the task is gone from both sides has no base left.
-        await ExecuteAsync(connection, tx,
-            "UPDATE sync_conflicts SET status = 'resolved', choice = 'auto_closed', resolved_by = 'schedsync', resolved_at = now() WHERE status = 'open' AND task_id = ANY($1)",
-            ct, (object)closed.Select(c => c.Id).ToArray());
-    }
-
-    /// <summary>
-    /// A side of a frozen task changed again: the open conflict shows (and a resolution decides on) the newest versions,
-    /// so no edit made while the conflict was open goes unseen. The file side's superseded version is audited (the
-    /// database side's changes already are, by the trigger).
-    /// </summary>
-    private static Task RefreshConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> frozen, CancellationToken ct, long? run = null) =>
-        RefreshConflictVersionsAsync(connection, tx, [.. frozen.Select(a => (a.Id, a.Yaml, a.Database))], run, ct);
-
-    internal static async Task<int> RefreshConflictVersionsAsync(NpgsqlConnection connection, NpgsqlTransaction tx,
-        IReadOnlyList<(string Id, TaskDefinition? Yaml, TaskDefinition? Database)> current, long? run, CancellationToken ct)
-    {
-        if (current.Count == 0) return 0;
-        static string? Json(TaskDefinition? task) => task is null ? null : TaskJson.ToCanonical(task);
-        await using var command = new NpgsqlCommand("""
-            WITH changed AS (
-                SELECT c.id, c.task_id, c.yaml AS old_yaml, f.yaml::jsonb AS new_yaml, f.db::jsonb AS new_db
-                FROM sync_conflicts c JOIN unnest($1::text[], $2::text[], $3::text[]) AS f(id, yaml, db) ON c.task_id = f.id
-                WHERE c.status = 'open' AND (c.yaml IS DISTINCT FROM f.yaml::jsonb OR c.db IS DISTINCT FROM f.db::jsonb)
-            ), audited AS (
-                INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
-                SELECT task_id, 'update', 'yaml', 'schedsync:open-conflict', old_yaml, new_yaml, $4 FROM changed
-                WHERE old_yaml IS DISTINCT FROM new_yaml
-            )
-            UPDATE sync_conflicts c SET yaml = changed.new_yaml, db = changed.new_db FROM changed WHERE c.id = changed.id
-            """, connection, tx);
-        command.Parameters.Add(new NpgsqlParameter { Value = current.Select(c => c.Id).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = current.Select(c => Json(c.Yaml)).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = current.Select(c => Json(c.Database)).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-        return await command.ExecuteNonQueryAsync(ct);
-    }
-
-    /// <summary>Records the run and names it (source, actor, run id) for the audit trigger, in one statement.</summary>
-    private static async Task<long> StartRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, ChangeContext context, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand("""
-            WITH run AS (INSERT INTO sync_runs (trigger, checksum_before) VALUES ($1, $2) RETURNING id)
-            SELECT id, set_config('schedsync.source', $3, true), set_config('schedsync.actor', $4, true), set_config('schedsync.sync_run', id::text, true)
-            FROM run
-            """, connection, tx);
-        command.Parameters.Add(new NpgsqlParameter { Value = trigger });
-        command.Parameters.Add(new NpgsqlParameter { Value = checksum });
-        command.Parameters.Add(new NpgsqlParameter { Value = context.Source });
-        command.Parameters.Add(new NpgsqlParameter { Value = context.Actor });
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        await reader.ReadAsync(ct);
-        return reader.GetInt64(0);
-    }
-
-    private static async Task<long> RecordFailedRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string trigger, string checksum, string error, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand("""
-            INSERT INTO sync_runs (trigger, checksum_before, checksum_after, finished_at, status, error)
-            VALUES ($1, $2, $2, now(), 'failed', $3) RETURNING id
-            """, connection, tx);
-        command.Parameters.Add(new NpgsqlParameter { Value = trigger });
-        command.Parameters.Add(new NpgsqlParameter { Value = checksum });
-        command.Parameters.Add(new NpgsqlParameter { Value = error });
-        return (long)(await command.ExecuteScalarAsync(ct))!;
-    }
-
-    /// <summary>Marks the run done and records what both sides now are, so an unchanged next run is a no-op.</summary>
-    private static async Task FinishRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, SyncResult result, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand("""
-            UPDATE sync_runs SET finished_at = clock_timestamp(), status = 'completed', inserts = $2, updates = $3, deletes = $4, exports = $5, conflicts = $6, checksum_after = $7
-            WHERE id = $1
-            """, connection, tx);
-        var p = command.Parameters;
-        p.Add(new NpgsqlParameter { Value = result.RunId!.Value });
-        p.Add(new NpgsqlParameter { Value = result.Inserts });
-        p.Add(new NpgsqlParameter { Value = result.Updates });
-        p.Add(new NpgsqlParameter { Value = result.Deletes });
-        p.Add(new NpgsqlParameter { Value = result.Exports });
-        p.Add(new NpgsqlParameter { Value = result.NewConflicts });
-        p.Add(new NpgsqlParameter { Value = result.ChecksumAfter! });
-        await command.ExecuteNonQueryAsync(ct);
-        // Read inside this transaction, the counter includes our own writes and nobody else's (the table is locked).
-        await ExecuteAsync(connection, tx,
-            "UPDATE sync_state SET synced_change_counter = change_counter, synced_file_checksum = $1, synced_at = now() WHERE id = 1",
-            ct, result.ChecksumAfter!);
-    }
-
-    /// <summary>Runs a statement with positional parameters. An array meant as ONE parameter must be passed as (object)array.</summary>
-    internal static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string sql, CancellationToken ct, params object[] parameters)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, tx);
-        foreach (var parameter in parameters)
-            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
-        await command.ExecuteNonQueryAsync(ct);
-    }
+    public void Remember(string checksum, ScheduleDocument document) => _documents.Remember(checksum, document);
 
     private static partial class Log
     {

@@ -8,7 +8,11 @@ internal sealed record SyncStatusReport(
     string ConfigPath, bool FileExists, bool FileValid, string FileChecksum, IReadOnlyList<string> FileProblems,
     int DatabaseTasks, long ChangeCounter, long? SyncedChangeCounter, string? SyncedFileChecksum,
     int OpenConflicts, int PendingImports, int PendingExports, IReadOnlyList<SyncRunRecord> RecentRuns,
-    IReadOnlyList<InvalidRowReport> InvalidTasks, string? Refusal);
+    IReadOnlyList<InvalidRowReport> InvalidTasks, string? Refusal)
+{
+    /// <summary>Every replica on this database (SPEC §8): this one is <c>Current</c>.</summary>
+    public IReadOnlyList<ReplicaInfo> Replicas { get; init; } = [];
+}
 
 /// <summary>A database row that breaks a rule (plain SQL): not exported until fixed.</summary>
 internal sealed record InvalidRowReport(string Id, string Reason);
@@ -22,11 +26,13 @@ internal static class SyncStatusReader
         // One read of the file: the checksum reported is the content the plan was made from.
         var (document, plan) = await runner.PlanAsync(snapshot: snapshot, ct: ct, trigger: trigger);
         await using var connection = await runner.DataSource.OpenConnectionAsync(ct);
+        var replica = (await runner.Tables.ForReadingAsync(connection, null, ct)).Replica;
         await using var command = new NpgsqlCommand("""
-            SELECT s.change_counter, s.synced_change_counter, s.synced_file_checksum,
-                   (SELECT count(*) FROM scheduled_tasks)::int, (SELECT count(*) FROM sync_conflicts WHERE status = 'open')::int
-            FROM sync_state s WHERE s.id = 1
+            SELECT s.change_counter, r.synced_change_counter, r.synced_file_checksum,
+                   (SELECT count(*) FROM scheduled_tasks)::int, (SELECT count(*) FROM sync_conflicts WHERE status = 'open' AND replica = $1)::int
+            FROM sync_state s LEFT JOIN sync_replicas r ON r.name = $1 WHERE s.id = 1
             """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = replica });
         await using var reader = await command.ExecuteReaderAsync(ct);
         await reader.ReadAsync(ct);
         var counter = reader.GetInt64(0);
@@ -38,7 +44,8 @@ internal static class SyncStatusReader
 
         var runs = new List<SyncRunRecord>();
         await using (var runsCommand = new NpgsqlCommand(
-            "SELECT id, trigger, status, started_at, finished_at, inserts, updates, deletes, exports, conflicts, error FROM sync_runs ORDER BY id DESC LIMIT 5", connection))
+            "SELECT id, trigger, status, started_at, finished_at, inserts, updates, deletes, exports, conflicts, error FROM sync_runs WHERE replica = $1 ORDER BY id DESC LIMIT 5", connection)
+            { Parameters = { new NpgsqlParameter { Value = replica } } })
         await using (var runReader = await runsCommand.ExecuteReaderAsync(ct))
             while (await runReader.ReadAsync(ct))
                 runs.Add(new SyncRunRecord(runReader.GetInt64(0), runReader.GetString(1), runReader.GetString(2), runReader.GetFieldValue<DateTime>(3),
@@ -49,6 +56,9 @@ internal static class SyncStatusReader
         var exports = plan?.Actions.Count(a => a.ChangesFile) ?? 0;
         return new SyncStatusReport(runner.Store.ConfigPath, snapshot.Exists, document.IsValid, snapshot.Checksum, [.. document.FormatProblems()],
             tasks, counter, synced, syncedChecksum, open, imports, exports, runs,
-            [.. plan?.InvalidInDatabase.Select(a => new InvalidRowReport(a.Id, a.Reason ?? "invalid")) ?? []], plan?.Refusal);
+            [.. plan?.InvalidInDatabase.Select(a => new InvalidRowReport(a.Id, a.Reason ?? "invalid")) ?? []], plan?.Refusal)
+        {
+            Replicas = await Replicas.ListAsync(runner.DataSource, runner.Replica, ct),
+        };
     }
 }

@@ -69,9 +69,12 @@ internal sealed partial class SyncMetrics : IDisposable
     private readonly Lock _gate = new();
     private long _databaseTasks, _fileTasks = -1, _openConflicts, _pendingExports, _lastSuccess, _fileValid = 1;
 
-    public SyncMetrics(NpgsqlDataSource dataSource, EventHub hub, ILogger<SyncMetrics> logger)
+    private readonly string _replica;
+
+    public SyncMetrics(NpgsqlDataSource dataSource, EventHub hub, ILogger<SyncMetrics> logger, SyncRunner runner)
     {
         _dataSource = dataSource;
+        _replica = runner.Replica; // conflicts and pending exports are this replica's
         _logger = logger;
         _meter.CreateObservableGauge("schedsync.tasks", () =>
         {
@@ -113,13 +116,14 @@ internal sealed partial class SyncMetrics : IDisposable
         {
             await using var command = _dataSource.CreateCommand("""
                 SELECT (SELECT count(*) FROM scheduled_tasks),
-                       (SELECT count(*) FROM sync_conflicts WHERE status = 'open'),
+                       (SELECT count(*) FROM sync_conflicts WHERE status = 'open' AND replica = $1),
                        (SELECT count(*) FROM scheduled_tasks t WHERE NOT EXISTS
-                            (SELECT 1 FROM sync_base b WHERE b.task_id = t.id AND b.content_hash IS NOT DISTINCT FROM t.content_hash)
-                            AND NOT EXISTS (SELECT 1 FROM sync_conflicts c WHERE c.task_id = t.id AND c.status = 'open'))
-                       + (SELECT count(*) FROM sync_base b WHERE NOT EXISTS (SELECT 1 FROM scheduled_tasks t WHERE t.id = b.task_id)
-                            AND NOT EXISTS (SELECT 1 FROM sync_conflicts c WHERE c.task_id = b.task_id AND c.status = 'open'))
+                            (SELECT 1 FROM sync_base b WHERE b.replica = $1 AND b.task_id = t.id AND b.content_hash IS NOT DISTINCT FROM t.content_hash)
+                            AND NOT EXISTS (SELECT 1 FROM sync_conflicts c WHERE c.replica = $1 AND c.task_id = t.id AND c.status = 'open'))
+                       + (SELECT count(*) FROM sync_base b WHERE b.replica = $1 AND NOT EXISTS (SELECT 1 FROM scheduled_tasks t WHERE t.id = b.task_id)
+                            AND NOT EXISTS (SELECT 1 FROM sync_conflicts c WHERE c.replica = $1 AND c.task_id = b.task_id AND c.status = 'open'))
                 """);
+            command.Parameters.Add(new NpgsqlParameter { Value = _replica });
             await using var reader = await command.ExecuteReaderAsync(ct);
             await reader.ReadAsync(ct);
             var (tasks, open, differing) = (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));

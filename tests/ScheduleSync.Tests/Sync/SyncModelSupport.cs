@@ -192,8 +192,8 @@ internal sealed partial class SyncModelWorld : IAsyncDisposable
     public async Task<(List<(string Marker, string Id)> File, List<(string Marker, string Id)> Database)> ResetAsync(ModelScenario scenario)
     {
         await ExecuteAsync("""
-            TRUNCATE scheduled_tasks, task_audit, sync_base, sync_conflicts, sync_runs RESTART IDENTITY;
-            UPDATE sync_state SET change_counter = 0, synced_change_counter = NULL, synced_file_checksum = NULL, synced_at = NULL;
+            TRUNCATE scheduled_tasks, task_audit, sync_replicas, sync_base, sync_conflicts, sync_exports, sync_runs RESTART IDENTITY;
+            UPDATE sync_state SET change_counter = 0;
             """);
         _folder = Path.Combine(_temp.Path, Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(_folder);

@@ -797,6 +797,34 @@ public class SyncPlannerTests
         }, iter: 1_000);
     }
 
+    [Fact]
+    public void Hash_prefilter_leaves_out_only_tasks_the_plan_finds_in_sync_and_planning_the_candidates_alone_decides_the_same()
+    {
+        InputsGen.Sample(inputs =>
+        {
+            // The runner knows the database side by hash; an invalid row has no usable hash (plain SQL cleared it).
+            var database = inputs.Database.ToDictionary(kv => kv.Key, kv => (string?)kv.Value.ContentHash, StringComparer.Ordinal);
+            foreach (var id in inputs.DatabaseInvalid) database[id] = null;
+            var candidates = SyncPlanner.Candidates(inputs.Yaml.ToDictionary(kv => kv.Key, kv => kv.Value.ContentHash, StringComparer.Ordinal),
+                database, inputs.Base.ToDictionary(kv => kv.Key, kv => kv.Value.ContentHash, StringComparer.Ordinal), inputs.YamlInvalid, inputs.OpenConflicts);
+
+            var full = SyncPlanner.Plan(inputs, Defaults);
+            Assert.All(full.Actions.Where(a => !candidates.Contains(a.Id)), a => Assert.Equal(SyncActionKind.InSync, a.Kind));
+
+            Dictionary<string, TaskDefinition> Only(IReadOnlyDictionary<string, TaskDefinition> side) =>
+                side.Where(kv => candidates.Contains(kv.Key)).ToDictionary(StringComparer.Ordinal);
+            var narrowed = new SyncInputs(Only(inputs.Yaml), Only(inputs.Database), Only(inputs.Base), inputs.YamlInvalid, inputs.DatabaseInvalid, inputs.OpenConflicts)
+            {
+                YamlTotal = inputs.Yaml.Count + inputs.YamlInvalid.Count,
+                DatabaseTotal = inputs.Database.Count + inputs.DatabaseInvalid.Count,
+            };
+            var planned = SyncPlanner.Plan(narrowed, Defaults);
+            static string Key(SyncAction a) => $"{a.Id}|{a.Kind}|{a.Result?.ContentHash}|{string.Join(",", a.ConflictingFields)}";
+            Assert.Equal(full.Actions.Where(a => candidates.Contains(a.Id)).Select(Key), planned.Actions.Select(Key));
+            Assert.Equal(full.Refusal, planned.Refusal);
+        }, iter: 2_000, print: Describe);
+    }
+
     private static SyncInputs Shuffle(SyncInputs inputs, Random random)
     {
         Dictionary<string, TaskDefinition> Mix(IReadOnlyDictionary<string, TaskDefinition> side) =>

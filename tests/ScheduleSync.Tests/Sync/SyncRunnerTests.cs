@@ -80,7 +80,7 @@ public class SyncRunnerTests
         Assert.Equal((0, 0, 1), (result.Inserts + result.Updates + result.Deletes, result.NewConflicts, result.Exports));
         Assert.Equal(SyncTestBed.ReplaceOnce(SyncTestBed.InitialYaml, "\"*/5 * * * *\"", "\"*/10 * * * *\""), bed.ReadFile());
         await bed.AssertConvergedAsync();
-        Assert.Equal(ConfigFileStore.Checksum(bed.ReadFileBytes()), await bed.ScalarAsync<string>("SELECT synced_file_checksum FROM sync_state"));
+        Assert.Equal(ConfigFileStore.Checksum(bed.ReadFileBytes()), await bed.ScalarAsync<string>("SELECT synced_file_checksum FROM sync_replicas"));
         Assert.Equal(SyncTestBed.InitialYaml, File.ReadAllText(bed.ConfigPath + ".bak"));
     }
 

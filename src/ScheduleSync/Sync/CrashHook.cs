@@ -1,0 +1,16 @@
+using System.Diagnostics;
+
+namespace ScheduleSync.Sync;
+
+/// <summary>Kills the process at a named step of a run when the crash-ordering tests ask for it (SPEC §4).</summary>
+internal static class CrashHook
+{
+    /// <summary>Environment variable naming a step at which the process kills itself.</summary>
+    public const string Variable = "SCHEDSYNC_FAULT";
+
+    public static void At(string step)
+    {
+        if (Environment.GetEnvironmentVariable(Variable) == step)
+            Process.GetCurrentProcess().Kill(); // SIGKILL: no finally blocks, no flush — a real crash.
+    }
+}
