@@ -21,48 +21,26 @@ internal sealed partial class EventFeedService(EventHub hub, NpgsqlDataSource da
         await base.StartAsync(cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var options = hub.Options;
-        var backoff = TimeSpan.FromMilliseconds(250);
         var lastPrune = DateTime.MinValue;
-        while (!stoppingToken.IsCancellationRequested)
+        return ListenLoop.RunAsync(dataSource, SyncEvents.Channel, logger, beforeListen: null, async (connection, _, ct) =>
         {
-            try
+            while (!ct.IsCancellationRequested)
             {
-                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-                await using (var listen = new NpgsqlCommand($"LISTEN {SyncEvents.Channel}", connection))
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                backoff = TimeSpan.FromMilliseconds(250);
-                while (!stoppingToken.IsCancellationRequested)
+                // Whatever was committed before LISTEN (or while reconnecting) is read here too.
+                await ReadNewAsync(connection, ct);
+                if (DateTime.UtcNow - lastPrune >= options.PruneInterval)
                 {
-                    // Whatever was committed before LISTEN (or while reconnecting) is read here too.
-                    await ReadNewAsync(connection, stoppingToken);
-                    if (DateTime.UtcNow - lastPrune >= options.PruneInterval)
-                    {
-                        lastPrune = DateTime.UtcNow;
-                        var pruned = await SyncEvents.PruneAsync(connection, options.RetainEvents, options.RetainAge, stoppingToken);
-                        if (pruned > 0) Log.Pruned(logger, pruned);
-                    }
-                    // Returns after one or more notifications (a burst is read at once), or after the poll interval.
-                    await connection.WaitAsync(options.PollInterval, stoppingToken);
+                    lastPrune = DateTime.UtcNow;
+                    var pruned = await SyncEvents.PruneAsync(connection, options.RetainEvents, options.RetainAge, ct);
+                    if (pruned > 0) Log.Pruned(logger, pruned);
                 }
+                // Returns after one or more notifications (a burst is read at once), or after the poll interval.
+                await connection.WaitAsync(options.PollInterval, ct);
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                // Expected while the database restarts: one line, no stack trace.
-                if (e is NpgsqlException or TimeoutException or IOException or InvalidOperationException or ObjectDisposedException)
-                    Log.ListenFailed(logger, e.Message, backoff.TotalMilliseconds);
-                else
-                    Log.ListenCrashed(logger, e, backoff.TotalMilliseconds);
-                await Task.Delay(backoff, stoppingToken);
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
-            }
-        }
+        }, stoppingToken);
     }
 
     private async Task ReadNewAsync(NpgsqlConnection connection, CancellationToken ct)
@@ -77,12 +55,6 @@ internal sealed partial class EventFeedService(EventHub hub, NpgsqlDataSource da
 
     private static partial class Log
     {
-        [LoggerMessage(Level = LogLevel.Warning, Message = "event log LISTEN connection lost ({Reason}); reconnecting in {DelayMs} ms")]
-        public static partial void ListenFailed(ILogger logger, string reason, double delayMs);
-
-        [LoggerMessage(Level = LogLevel.Error, Message = "event log LISTEN connection failed; reconnecting in {DelayMs} ms")]
-        public static partial void ListenCrashed(ILogger logger, Exception exception, double delayMs);
-
         [LoggerMessage(Level = LogLevel.Debug, Message = "pruned {Count} events from the event log")]
         public static partial void Pruned(ILogger logger, int count);
     }
