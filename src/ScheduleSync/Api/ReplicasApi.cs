@@ -10,7 +10,7 @@ internal static class ReplicasApi
     {
         var group = app.MapGroup("/api/replicas").WithTags("Replicas");
         group.MapGet("/", async (SyncRunner runner, CancellationToken ct) =>
-            TypedResults.Ok((await Replicas.ListAsync(runner.DataSource, runner.Replica, ct)).Select(Replicas.Json)));
+            TypedResults.Ok(await Replicas.ListAsync(runner.DataSource, runner.Replica, ct)));
         group.MapDelete("/{name}", Forget);
         return app;
     }

@@ -15,7 +15,7 @@ internal static class ReplicasCommand
             var replicas = await Replicas.ListAsync(host.DataSource, host.Runner.Replica, ct);
             if (settings.Json)
             {
-                CliJson.Print(replicas.Select(Replicas.Json));
+                CliJson.Print(replicas);
                 return ExitCodes.Success;
             }
             if (replicas.Count == 0)

@@ -6,7 +6,8 @@ namespace ScheduleSync.Sync;
 /// <param name="ChangesBehind">Changes to tasks committed since what the replica last synced (the change counter).</param>
 /// <param name="EventsBehind">Events in the log since its last sync (null before its first).</param>
 /// <param name="PendingExports">Database rows that differ from the replica's base (not frozen by one of its conflicts): changes its file has not received.</param>
-/// <remarks>A row changed with plain SQL carries no content hash (the trigger clears it), so it counts as pending only while the replica is behind.</remarks>
+/// <remarks>A row changed with plain SQL carries no content hash (the trigger clears it), so it counts as pending only while the replica is behind.
+/// Served as is (snake_case) by <c>replicas --json</c> and <c>GET /api/replicas</c>.</remarks>
 internal sealed record ReplicaInfo(
     string Name, bool Current, DateTime CreatedAt, DateTime? LastSyncAt, long ChangesBehind, long? EventsBehind,
     int OpenConflicts, int PendingExports, DateTime? LastRunAt, string? LastRunStatus, string? LastError);
@@ -69,20 +70,4 @@ internal static class Replicas
         await tx.CommitAsync(ct);
         return batch.BatchCommands[1].RecordsAffected > 0;
     }
-
-    /// <summary>The JSON shape of a replica, for <c>replicas --json</c> and <c>GET /api/replicas</c>.</summary>
-    public static object Json(ReplicaInfo r) => new
-    {
-        name = r.Name,
-        current = r.Current,
-        created_at = r.CreatedAt,
-        last_sync_at = r.LastSyncAt,
-        changes_behind = r.ChangesBehind,
-        events_behind = r.EventsBehind,
-        open_conflicts = r.OpenConflicts,
-        pending_exports = r.PendingExports,
-        last_run_at = r.LastRunAt,
-        last_run_status = r.LastRunStatus,
-        last_error = r.LastError,
-    };
 }
