@@ -80,9 +80,9 @@ public sealed class ServerTelemetryTests
         await File.WriteAllTextAsync(server.ConfigPath, Tasks(1).Replace("command: run-t1", "command: file-t1", StringComparison.Ordinal));
         using (var sync = await server.Http.PostAsync("/api/sync", null))
             Assert.Equal(HttpStatusCode.OK, sync.StatusCode);
-        var refused = Assert.Single(log.Lines, l => l.Message.Contains("refused", StringComparison.Ordinal));
-        Assert.Equal(LogLevel.Warning, refused.Level);
-        Assert.StartsWith("sync api refused, nothing was synced: ", refused.Message, StringComparison.Ordinal);
+        // The UPDATE's NOTIFY may start a run of its own that meets the same file: each refusal is a warning; the API's is one line.
+        Assert.All(log.Lines.Where(l => l.Message.Contains("refused", StringComparison.Ordinal)), l => Assert.Equal(LogLevel.Warning, l.Level));
+        var refused = Assert.Single(log.Lines, l => l.Message.StartsWith("sync api refused, nothing was synced: ", StringComparison.Ordinal));
         Assert.Contains("allow_mass_delete=true", refused.Message, StringComparison.Ordinal);
         Assert.All(log.Lines, l => Assert.False(l.Message.EndsWith(' '), $"trailing space: '{l.Message}'"));
     }
