@@ -89,6 +89,10 @@ public sealed class OriginScenarioTests(ITestOutputHelper output)
             var sql = new StringBuilder();
             for (var round = 1; round <= rounds; round++)
             {
+                // Halfway, wait (at most 60 s) until a sync of this test has committed: however slow a schedsync process
+                // starts on a loaded machine, the second half of the writes overlaps the syncs that follow it.
+                if (round == rounds / 2 + 1)
+                    sql.Append("DO $$ BEGIN FOR i IN 1..1200 LOOP EXIT WHEN (SELECT count(*) FROM sync_runs) >= 2; PERFORM pg_sleep(0.05); END LOOP; END $$;\n");
                 foreach (var id in tasks)
                     sql.Append(CultureInfo.InvariantCulture, $"UPDATE scheduled_tasks SET command = 'p{i + 1} {id} {round}' WHERE id = '{id}';\n");
                 sql.Append("SELECT pg_sleep(0.04);\n");
