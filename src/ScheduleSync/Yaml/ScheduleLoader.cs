@@ -147,6 +147,9 @@ internal static partial class ScheduleLoader
         private string? _taskId;
         private bool _flowRoot;
 
+        /// <summary>The default time zone when the text has no <c>defaults</c> (a fragment re-parsed on its own).</summary>
+        public string? InheritedTimezone { get; init; }
+
         public ScheduleDocument Run()
         {
             try
@@ -159,7 +162,7 @@ internal static partial class ScheduleLoader
             }
 
             var entries = new List<TaskEntry>(_drafts.Count);
-            var timezone = _defaultTimezone ?? "UTC";
+            var timezone = _defaultTimezone ?? InheritedTimezone ?? "UTC";
             foreach (var (draft, keyIndex, endIndex, line, column, layout) in _drafts)
             {
                 if (validating is not null && entries.Count % ProgressEvery == 0)
