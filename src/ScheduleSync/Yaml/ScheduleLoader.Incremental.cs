@@ -1,4 +1,4 @@
-using System.Text.Unicode;
+using System.Text;
 
 namespace ScheduleSync.Yaml;
 
@@ -20,10 +20,17 @@ internal static partial class ScheduleLoader
         Action<int, int>? validating = null)
     {
         limits ??= LoaderLimits.Default;
-        var content = bytes.StartsWith("\uFEFF"u8) ? bytes[3..] : bytes;
-        if (previous is null || previous.Path != path || bytes.Length > limits.MaxFileBytes || !Utf8.IsValid(content))
+        if (previous is null || previous.Path != path || bytes.Length > limits.MaxFileBytes)
             return Load(bytes, path, limits, validating);
-        var text = StrictUtf8.GetString(content);
+        string text;
+        try
+        {
+            text = StrictUtf8.GetString(bytes.StartsWith("\uFEFF"u8) ? bytes[3..] : bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            return Load(bytes, path, limits, validating); // it says where the bad byte is
+        }
         return TryReparse(previous, text, limits) ?? Parse(text, path, limits, validating);
     }
 
@@ -85,14 +92,13 @@ internal static partial class ScheduleLoader
         // A new id that another task already has: the full parse reports the duplicate where it is.
         var replaced = new Dictionary<string, TaskEntry>(last - first + 1, StringComparer.Ordinal);
         for (var i = first; i <= last; i++) replaced[entries[i].Id] = entries[i];
-        if (parsed is not null)
-        {
-            var added = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var entry in parsed.Entries) added.Add(entry.Id);
+        // Only ids the region did not have before need looking for (none, when a field is edited).
+        var added = parsed?.Entries.Select(e => e.Id).Where(id => !replaced.ContainsKey(id)).ToList() ?? [];
+        if (added.Count > 0)
             for (var i = 0; i < entries.Count; i++)
-                if ((i < first || i > last) && added.Contains(entries[i].Id))
-                    return null;
-        }
+                if (i < first || i > last)
+                    foreach (var id in added)
+                        if (string.Equals(entries[i].Id, id, StringComparison.Ordinal)) return null;
 
         var lineOfRegion = entries[first].Line;
         var lineDelta = CountLines(fragment) - CountLines(oldText.AsSpan(regionStart, regionEnd - regionStart));
