@@ -270,3 +270,34 @@ public class IncrementalParseTests
         : $"{layout.IsFlow} {layout.HasExplicitKey} " + string.Join("; ", layout.Fields.Select(f =>
             $"{f.Name} {f.KeyStart}-{f.KeyEnd} {f.ValueStart}-{f.ValueEnd} {f.Style} [{string.Join(", ", f.Items)}]"));
 }
+
+/// <summary>The sync's document cache reloads a changed file from the document it holds (issue 15).</summary>
+public class ParsedDocumentCacheTests
+{
+    [Fact]
+    public void A_changed_snapshot_is_reloaded_from_the_last_document_and_equals_a_full_load()
+    {
+        const string path = "schedule_config.yml";
+        var text = new StringBuilder("version: 1\ntasks:\n");
+        for (var i = 0; i < 20; i++)
+            text.Append(CultureInfo.InvariantCulture, $"  t{i}:\n    schedule: \"@daily\"\n    command: run {i}\n");
+        var cache = new ScheduleSync.Sync.ParsedDocumentCache(path);
+        var first = cache.Load(Snapshot(text.ToString()));
+        var edited = text.ToString().Replace("command: run 7\n", "command: run seven\n", StringComparison.Ordinal);
+
+        var parses = 0;
+        var second = cache.Load(Snapshot(edited), parsing: () => parses++);
+
+        Assert.Equal(1, parses);
+        Assert.Equal("run seven", second.Entries[7].Task!.Command);
+        Assert.Same(first.Entries[8].Task, second.Entries[8].Task);
+        Assert.Equal(ScheduleLoader.Parse(edited, path).ValidTasks, second.ValidTasks);
+        Assert.Same(second, cache.Load(Snapshot(edited)));
+    }
+
+    private static ScheduleSync.Files.FileSnapshot Snapshot(string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        return new ScheduleSync.Files.FileSnapshot(true, bytes, ScheduleSync.Files.ConfigFileStore.Checksum(bytes), null);
+    }
+}
