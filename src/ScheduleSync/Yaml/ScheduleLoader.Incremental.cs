@@ -55,6 +55,7 @@ internal static partial class ScheduleLoader
         if (section.KeyIndex != 0 && oldText[section.KeyIndex - 1] != '\n') return null;
         var entries = old.Entries;
         var indent = section.EntryIndent;
+        if (indent < 1) return null; // a line at column 0 would be a top-level key, '---' or '...'
 
         var prefix = oldText.AsSpan().CommonPrefixLength(text);
         if (prefix == oldText.Length && prefix == text.Length)
