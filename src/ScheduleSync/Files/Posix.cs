@@ -156,11 +156,28 @@ internal static unsafe partial class Posix
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
         long cap = Math.Min(maxBytes + 1, Array.MaxLength);
-        var buffer = new byte[Math.Min(Math.Max(sizeHint + 1, 4096), cap)];
+        // Exactly the size stat gave (when it gave one): a file that does not change is read into its one array, never
+        // copied, so reading costs its size and a constant. A 1-byte probe at the end tells whether it grew.
+        var buffer = new byte[Math.Min(sizeHint > 0 ? sizeHint : 4096, cap)];
         int length = 0;
         while (length < cap)
         {
-            if (length == buffer.Length) Array.Resize(ref buffer, (int)Math.Min((long)buffer.Length * 2, cap));
+            if (length == buffer.Length)
+            {
+                byte probe = 0;
+                nint got = ReadNative(fd, &probe, 1);
+                if (got < 0)
+                {
+                    int error = Marshal.GetLastPInvokeError();
+                    if (error == EIntr) continue;
+                    data = [];
+                    return -error;
+                }
+                if (got == 0) break;
+                Array.Resize(ref buffer, (int)Math.Min(Math.Max((long)buffer.Length * 2, 4096), cap));
+                buffer[length++] = probe;
+                continue;
+            }
             nint n;
             fixed (byte* p = buffer)
             {

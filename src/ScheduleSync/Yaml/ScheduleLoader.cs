@@ -109,6 +109,8 @@ internal static partial class ScheduleLoader
         var v = scalar.Value;
         // Fast path for ordinary text: every special form is a number (digit, sign or dot first) or a word of at most 5 letters.
         if (v.Length > 5 && char.IsAsciiLetter(v[0])) return PlainKind.String;
+        // … and none starts with anything but a letter, a digit, a sign, a dot or '~' (a path, say, is text at once).
+        if (v.Length > 0 && !char.IsAsciiLetterOrDigit(v[0]) && v[0] is not ('+' or '-' or '.' or '~')) return PlainKind.String;
         if (v is "" or "~" or "null" or "Null" or "NULL") return PlainKind.Null;
         if (v is "true" or "false" or "True" or "False" or "TRUE" or "FALSE") return PlainKind.Bool;
         if (DecimalInt().IsMatch(v)) return v.TrimStart('-', '+').Length > 1 && v.TrimStart('-', '+')[0] == '0' ? PlainKind.NonDecimalInt : PlainKind.Int;
@@ -131,13 +133,26 @@ internal static partial class ScheduleLoader
 
     private sealed class AbortException : Exception;
 
+    /// <summary>What a value is, for a message ("task 'x': args.keep"); built only when a problem is reported.</summary>
+    private readonly record struct Subject(string? TaskId, string? Field, string? Key = null)
+    {
+        public static implicit operator Subject(string field) => new(null, field);
+
+        public override string ToString()
+        {
+            var text = TaskId is null ? Field ?? "" : Field is null ? $"task '{TaskId}'" : $"task '{TaskId}': {Field}";
+            return Key is null ? text : $"{text}.{Key}";
+        }
+    }
+
     private sealed class Walker(string text, string path, LoaderLimits limits, Action<int, int>? validating = null)
     {
         private const int ProgressEvery = 5_000;
 
         private readonly List<YamlProblem> _problems = [];
-        private readonly List<(TaskDraft Draft, int KeyIndex, int EndIndex, int Line, int Column, TaskLayout? Layout)> _drafts = [];
-        private readonly Dictionary<string, (int Line, int Column)> _fieldMarks = [];
+        private readonly List<(TaskDraft Draft, int KeyIndex, int EndIndex, int Line, int Column, TaskLayout? Layout, int MarksFrom)> _drafts = [];
+        // Where each field's value starts, task after task (a draft's start in it is MarksFrom): only a problem needs them.
+        private readonly List<(string Field, int Line, int Column)> _fieldMarks = [];
         private readonly HashSet<string> _invalidTaskIds = new(StringComparer.Ordinal);
         private readonly Parser _parser = new(new StringReader(text));
         private ParsingEvent _current = null!;
@@ -146,6 +161,9 @@ internal static partial class ScheduleLoader
         private TasksSection? _tasks;
         private string? _taskId;
         private bool _flowRoot;
+
+        /// <summary>The default time zone when the text has no <c>defaults</c> (a fragment re-parsed on its own).</summary>
+        public string? InheritedTimezone { get; init; }
 
         public ScheduleDocument Run()
         {
@@ -159,14 +177,18 @@ internal static partial class ScheduleLoader
             }
 
             var entries = new List<TaskEntry>(_drafts.Count);
-            var timezone = _defaultTimezone ?? "UTC";
-            foreach (var (draft, keyIndex, endIndex, line, column, layout) in _drafts)
+            var timezone = _defaultTimezone ?? InheritedTimezone ?? "UTC";
+            for (var d = 0; d < _drafts.Count; d++)
             {
+                var (draft, keyIndex, endIndex, line, column, layout, marksFrom) = _drafts[d];
+                var marksTo = d + 1 < _drafts.Count ? _drafts[d + 1].MarksFrom : _fieldMarks.Count;
                 if (validating is not null && entries.Count % ProgressEvery == 0)
                     validating(entries.Count, _drafts.Count);
                 var task = draft.Build(timezone, (field, message) =>
                 {
-                    var (l, c) = _fieldMarks.TryGetValue(draft.Id + "\0" + field, out var mark) ? mark : (line, column);
+                    var (l, c) = (line, column);
+                    for (var m = marksFrom; m < marksTo; m++)
+                        if (_fieldMarks[m].Field == field) (l, c) = (_fieldMarks[m].Line, _fieldMarks[m].Column);
                     Report(l, c, $"task '{draft.Id}': {message}", draft.Id, abortWhenFull: false);
                 });
                 // A field the walker refused (wrong type, unknown, duplicate, tagged) left the draft with a default
@@ -409,18 +431,19 @@ internal static partial class ScheduleLoader
         private void ReadTask(string id, Scalar idEvent, int keyIndex)
         {
             var draft = new TaskDraft { Id = id };
+            var marksFrom = _fieldMarks.Count;
             var line = (int)idEvent.Start.Line;
             var column = (int)idEvent.Start.Column;
             if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n))
             {
                 Report(idEvent.Start, $"task '{id}' has no fields; it needs at least schedule and command");
                 Next();
-                _drafts.Add((draft, keyIndex, _lastEnd, line, column, null));
+                _drafts.Add((draft, keyIndex, _lastEnd, line, column, null, marksFrom));
                 return;
             }
-            if (!ExpectMapping($"task '{id}'", "a mapping of its fields (schedule, command, …)"))
+            if (!ExpectMapping(new Subject(id, null), "a mapping of its fields (schedule, command, …)"))
             {
-                _drafts.Add((draft, keyIndex, _lastEnd, line, column, null));
+                _drafts.Add((draft, keyIndex, _lastEnd, line, column, null, marksFrom));
                 return;
             }
             var isFlow = ((MappingStart)_current).Style == MappingStyle.Flow;
@@ -432,11 +455,11 @@ internal static partial class ScheduleLoader
             {
                 if (!ReadKey(seen, "field name", out var field, out var fieldEvent)) continue;
                 explicitKey |= IsExplicitKey((int)fieldEvent!.Start.Index);
-                _fieldMarks[id + "\0" + field] = ((int)_current.Start.Line, (int)_current.Start.Column);
+                _fieldMarks.Add((field, (int)_current.Start.Line, (int)_current.Start.Column));
                 var valueEvent = _current;
                 var known = TaskFields.Find(field);
                 List<ItemLayout>? items = known?.Kind is FieldKind.Args or FieldKind.Tags ? [] : null;
-                var what = $"task '{id}': {field}";
+                var what = new Subject(id, field);
                 object? value = null;
                 switch (known?.Kind)
                 {
@@ -458,12 +481,12 @@ internal static partial class ScheduleLoader
                 fields.Add(FieldOf(field, fieldEvent, valueEvent, keyIndex, items));
             }
             Next();
-            _drafts.Add((draft, keyIndex, _lastEnd, line, column, new TaskLayout(isFlow, explicitKey, fields)));
+            _drafts.Add((draft, keyIndex, _lastEnd, line, column, new TaskLayout(isFlow, explicitKey, fields), marksFrom));
             // A task that is syntactically fine but breaks a rule is reported when the draft is built.
             _ = draft;
         }
 
-        private Dictionary<string, ArgValue>? ReadArgs(string what, List<ItemLayout> items, int taskKey, ref bool explicitKey)
+        private Dictionary<string, ArgValue>? ReadArgs(Subject what, List<ItemLayout> items, int taskKey, ref bool explicitKey)
         {
             if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return []; }
             if (!ExpectMapping(what, "a mapping of names to text, numbers or booleans")) return null;
@@ -480,7 +503,7 @@ internal static partial class ScheduleLoader
                     Report(keyEvent!.Start, $"{what}: key {Describe(kind, keyEvent)} must be text; put it in quotes");
                     ok = false;
                 }
-                if (!TryScalar($"{what}.{key}", out var value)) { ok = false; continue; }
+                if (!TryScalar(what with { Key = key }, out var value)) { ok = false; continue; }
                 explicitKey |= IsExplicitKey((int)keyEvent!.Start.Index);
                 items.Add(new ItemLayout(key, (int)keyEvent.Start.Index - taskKey, (int)value.Start.Index - taskKey, ScalarEnd(value) - taskKey, StyleOf(value)));
                 switch (Resolve(value))
@@ -504,7 +527,7 @@ internal static partial class ScheduleLoader
             return ok ? args : null;
         }
 
-        private List<string>? ReadTags(string what, List<ItemLayout> items, int taskKey)
+        private List<string>? ReadTags(Subject what, List<ItemLayout> items, int taskKey)
         {
             if (SkippedForProperties()) return null;
             if (_current is Scalar n && Resolve(n) == PlainKind.Null && CheckNodeProperties(n)) { Next(); return []; }
@@ -535,7 +558,7 @@ internal static partial class ScheduleLoader
             return ok ? tags : null;
         }
 
-        private bool TryScalar(string what, out Scalar scalar)
+        private bool TryScalar(Subject what, out Scalar scalar)
         {
             scalar = null!;
             if (SkippedForProperties()) return false;
@@ -554,7 +577,7 @@ internal static partial class ScheduleLoader
             return true;
         }
 
-        private bool TryString(string what, out string value, out Mark mark)
+        private bool TryString(Subject what, out string value, out Mark mark)
         {
             value = "";
             mark = _current.Start;
@@ -571,7 +594,7 @@ internal static partial class ScheduleLoader
             return false;
         }
 
-        private bool TryBool(string what, out bool value)
+        private bool TryBool(Subject what, out bool value)
         {
             value = false;
             if (!TryScalar(what, out var s)) return false;
@@ -593,7 +616,7 @@ internal static partial class ScheduleLoader
             return false;
         }
 
-        private bool TryInt(string what, out long value)
+        private bool TryInt(Subject what, out long value)
         {
             value = 0;
             if (!TryScalar(what, out var s)) return false;
@@ -612,7 +635,7 @@ internal static partial class ScheduleLoader
             return false;
         }
 
-        private bool ExpectMapping(string what, string expected)
+        private bool ExpectMapping(Subject what, string expected)
         {
             if (SkippedForProperties()) return false;
             if (_current is MappingStart && CheckNodeProperties(_current)) return true;
