@@ -88,7 +88,14 @@ public class FieldWriteBackPropertyTests
                 var last = LineOf(text, entry.KeyIndex + Math.Max(field.ValueStart, field.ValueEnd - 1));
                 for (var line = first; line <= last; line++) lines.Add(line);
                 if (removedFrom?.Entries.Single(e => e.Id == task.Id).Layout!.Find(field.Name) is null && removedFrom is not null)
-                    for (var line = first - 1; line >= 0 && all[line].TrimStart().StartsWith('#'); line--) lines.Add(line);
+                {
+                    // Comment lines above the removed field go with it — not the lines of the value before it (a folded
+                    // scalar's line may start with '#').
+                    var floor = entry.Layout.Fields.Where(f => f.KeyStart < field.KeyStart)
+                        .Select(f => LineOf(text, entry.KeyIndex + Math.Max(f.ValueStart, f.ValueEnd - 1)))
+                        .DefaultIfEmpty(LineOf(text, entry.KeyIndex)).Max();
+                    for (var line = first - 1; line > floor && all[line].TrimStart().StartsWith('#'); line--) lines.Add(line);
+                }
             }
         }
         return lines;
