@@ -61,8 +61,7 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
     /// count in one round trip. Each statement of the batch gets its own snapshot (read committed), so the state is read
     /// after the lock is held.
     /// </summary>
-    public async Task<(long Counter, long? SyncedCounter, string? SyncedChecksum, int Open)> LockAndReadStateAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    public async Task<RunState> LockAndReadStateAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(connection, tx)
         {
@@ -72,7 +71,8 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
                 LockCommand(replica),
                 new NpgsqlBatchCommand("SELECT set_config('jit', 'off', true)"),
                 new NpgsqlBatchCommand("""
-                    SELECT s.change_counter, r.synced_change_counter, r.synced_file_checksum
+                    SELECT s.change_counter, r.synced_change_counter, r.synced_file_checksum, s.event_seq, r.created_at,
+                        (SELECT max(id) FROM sync_runs WHERE replica = $1)
                     FROM sync_state s LEFT JOIN sync_replicas r ON r.name = $1 WHERE s.id = 1
                     """) { Parameters = { new NpgsqlParameter { Value = replica } } },
                 new NpgsqlBatchCommand("SELECT count(*)::int FROM sync_conflicts WHERE status = 'open' AND replica = $1") { Parameters = { new NpgsqlParameter { Value = replica } } },
@@ -82,11 +82,68 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
         await reader.NextResultAsync(ct);
         await reader.NextResultAsync(ct);
         await reader.ReadAsync(ct);
-        var state = (reader.GetInt64(0), reader.IsDBNull(1) ? (long?)null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+        var state = new RunState(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2), 0,
+            reader.GetInt64(3), reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTime>(4), reader.IsDBNull(5) ? null : reader.GetInt64(5));
         await reader.NextResultAsync(ct);
         await reader.ReadAsync(ct);
-        return (state.Item1, state.Item2, state.Item3, reader.GetInt32(0));
+        return state with { Open = reader.GetInt32(0) };
     }
+
+    /// <summary>What a run reads first, under the replica's lock.</summary>
+    /// <param name="Counter">The database's change counter.</param>
+    /// <param name="EventSeq">The newest event number: every change of a task up to it has its <c>task_changed</c> event.</param>
+    /// <param name="ReplicaCreated">When this replica's row was made (null: none yet); another value means it was forgotten and made again.</param>
+    /// <param name="LastRun">The newest run recorded for this replica (by any process).</param>
+    public sealed record RunState(long Counter, long? SyncedCounter, string? SyncedChecksum, int Open, long EventSeq, DateTime? ReplicaCreated, long? LastRun);
+
+    /// <summary>
+    /// What changed since event <paramref name="after"/> up to <paramref name="upTo"/>, in one round trip: how many events
+    /// the log still holds in that range (fewer than the range: pruned, the caller reads everything instead), the current
+    /// hash of each task a <c>task_changed</c> event names (absent: deleted), this replica's base hash of each task a
+    /// conflict resolution decided (it writes the base), and the open conflicts.
+    /// </summary>
+    public async Task<Changes> ReadChangesAsync(NpgsqlConnection connection, NpgsqlTransaction tx, long after, long upTo, CancellationToken ct)
+    {
+        await using var batch = new NpgsqlBatch(connection, tx);
+        void Command(string sql, params object[] parameters)
+        {
+            var command = new NpgsqlBatchCommand(sql);
+            foreach (var parameter in parameters) command.Parameters.Add(new NpgsqlParameter { Value = parameter });
+            batch.BatchCommands.Add(command);
+        }
+        Command("SELECT count(*) FROM sync_events WHERE seq > $1 AND seq <= $2", after, upTo);
+        Command("""
+            SELECT e.id, t.content_hash, t.id IS NOT NULL
+            FROM (SELECT DISTINCT payload->>'id' AS id FROM sync_events WHERE seq > $1 AND seq <= $2 AND type = 'task_changed') e
+            LEFT JOIN scheduled_tasks t ON t.id = e.id
+            WHERE e.id IS NOT NULL
+            """, after, upTo);
+        Command("""
+            SELECT e.id, b.content_hash
+            FROM (SELECT DISTINCT payload->>'task_id' AS id FROM sync_events WHERE seq > $1 AND seq <= $2 AND type = 'sync_conflict_resolved') e
+            LEFT JOIN sync_base b ON b.replica = $3 AND b.task_id = e.id
+            WHERE e.id IS NOT NULL
+            """, after, upTo, replica);
+        Command("SELECT task_id FROM sync_conflicts WHERE status = 'open' AND replica = $1", replica);
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        var held = reader.GetInt64(0);
+        await reader.NextResultAsync(ct);
+        var tasks = new List<(string Id, string? Hash, bool Exists)>();
+        while (await reader.ReadAsync(ct))
+            tasks.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetBoolean(2)));
+        await reader.NextResultAsync(ct);
+        var bases = new List<(string Id, string? Hash)>();
+        while (await reader.ReadAsync(ct))
+            bases.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+        await reader.NextResultAsync(ct);
+        var open = new HashSet<string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            open.Add(reader.GetString(0));
+        return new Changes(held, tasks, bases, open);
+    }
+
+    public sealed record Changes(long EventsHeld, List<(string Id, string? Hash, bool Exists)> Tasks, List<(string Id, string? Hash)> Bases, HashSet<string> Open);
 
     /// <summary>
     /// Every task's stored hash, this replica's base hashes and its ids with open conflicts, in one round trip. No table
