@@ -223,17 +223,26 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         Progress?.Report(new SyncProgress("writing", 0,
             actions.Count(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge or SyncActionKind.ImportDelete),
             "rows", large));
+        // Updates first, then the new tasks, then deletions: the order (of audit rows, events, counter steps) one upsert
+        // statement and one delete statement gave. The new tasks go by COPY with the triggers' work done set-based.
+        var context = new ChangeContext(source, $"schedsync:{trigger}", run);
         await TaskStore.UpsertManyAsync(connection, tx,
-            [.. actions.Where(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge).Select(a => a.Result!)],
-            $"schedsync:{trigger}", ct);
-        await TaskStore.DeleteManyAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportDelete).Select(a => a.Id)], ct);
-        if (!await SyncTables.CheckInsertedAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportInsert).Select(a => a.Id)], ct))
+            [.. actions.Where(a => a.Kind is SyncActionKind.ImportUpdate or SyncActionKind.Merge).Select(a => a.Result!)],
+            context.Actor, ct);
+        List<TaskDefinition> inserts = [.. actions.Where(a => a.Kind == SyncActionKind.ImportInsert).Select(a => a.Result!)];
+        try
         {
+            await TaskStore.InsertNewAsync(connection, tx, inserts, context, ct);
+            await Tables.InsertBaseAsync(connection, tx, inserts, ct);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            // Another writer inserted one of them since the plan (or this view of the base was wrong: it is dropped).
             // Rolled back; the file may hold this run's exports already: the next attempt finds them equal on both sides.
             await tx.RollbackAsync(ct);
-            KeepView(view, view?.LastRun);
             return (null, true);
         }
+        await TaskStore.DeleteManyAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportDelete).Select(a => a.Id)], ct);
         var baseWrites = new List<(IReadOnlyList<TaskDefinition> Upserts, IReadOnlyList<string> Deletes)>
         {
             ([.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
@@ -244,8 +253,9 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         // again (and the file's version is not mistaken for a newer edit and imported).
         if (skipped.Count > 0)
             baseWrites.Add(([.. skipped.Where(a => a.Base is not null).Select(a => a.Base!)], [.. skipped.Where(a => a.Base is null).Select(a => a.Id)]));
+        var inserted = inserts.Select(t => t.Id).ToHashSet(StringComparer.Ordinal);
         foreach (var (upserts, deletes) in baseWrites)
-            await Tables.WriteBaseAsync(connection, tx, upserts, deletes, ct);
+            await Tables.WriteBaseAsync(connection, tx, [.. upserts.Where(t => !inserted.Contains(t.Id))], deletes, ct);
         var conflicts = actions.Where(a => a.Kind == SyncActionKind.Conflict).ToList();
         await Tables.InsertConflictsAsync(connection, tx, conflicts, run, ct);
         await Tables.CloseConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.CloseConflict)], ct);

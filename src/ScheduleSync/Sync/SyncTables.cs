@@ -104,38 +104,40 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
     /// </summary>
     public async Task<Changes> ReadChangesAsync(NpgsqlConnection connection, NpgsqlTransaction tx, long after, long upTo, CancellationToken ct)
     {
-        await using var batch = new NpgsqlBatch(connection, tx);
-        void Command(string sql, params object[] parameters)
+        // One statement, one snapshot: a prune committed between counting the events and reading them cannot go unseen.
+        await using var batch = new NpgsqlBatch(connection, tx)
         {
-            var command = new NpgsqlBatchCommand(sql);
-            foreach (var parameter in parameters) command.Parameters.Add(new NpgsqlParameter { Value = parameter });
-            batch.BatchCommands.Add(command);
-        }
-        Command("SELECT count(*) FROM sync_events WHERE seq > $1 AND seq <= $2", after, upTo);
-        Command("""
-            SELECT e.id, t.content_hash, t.id IS NOT NULL
-            FROM (SELECT DISTINCT payload->>'id' AS id FROM sync_events WHERE seq > $1 AND seq <= $2 AND type = 'task_changed') e
-            LEFT JOIN scheduled_tasks t ON t.id = e.id
-            WHERE e.id IS NOT NULL
-            """, after, upTo);
-        Command("""
-            SELECT e.id, b.content_hash
-            FROM (SELECT DISTINCT payload->>'task_id' AS id FROM sync_events WHERE seq > $1 AND seq <= $2 AND type = 'sync_conflict_resolved') e
-            LEFT JOIN sync_base b ON b.replica = $3 AND b.task_id = e.id
-            WHERE e.id IS NOT NULL
-            """, after, upTo, replica);
-        Command("SELECT task_id FROM sync_conflicts WHERE status = 'open' AND replica = $1", replica);
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("""
+                    WITH e AS MATERIALIZED (SELECT type, payload FROM sync_events WHERE seq > $1 AND seq <= $2),
+                         t AS (SELECT DISTINCT payload->>'id' AS id FROM e WHERE type = 'task_changed'),
+                         r AS (SELECT DISTINCT payload->>'task_id' AS id FROM e WHERE type = 'sync_conflict_resolved')
+                    SELECT 0, NULL::text, NULL::text, false, (SELECT count(*) FROM e)
+                    UNION ALL
+                    SELECT 1, t.id, s.content_hash, s.id IS NOT NULL, 0 FROM t LEFT JOIN scheduled_tasks s ON s.id = t.id WHERE t.id IS NOT NULL
+                    UNION ALL
+                    SELECT 2, r.id, b.content_hash, b.task_id IS NOT NULL, 0 FROM r LEFT JOIN sync_base b ON b.replica = $3 AND b.task_id = r.id WHERE r.id IS NOT NULL
+                    """)
+                {
+                    Parameters = { new NpgsqlParameter { Value = after }, new NpgsqlParameter { Value = upTo }, new NpgsqlParameter { Value = replica } },
+                },
+                new NpgsqlBatchCommand("SELECT task_id FROM sync_conflicts WHERE status = 'open' AND replica = $1") { Parameters = { new NpgsqlParameter { Value = replica } } },
+            },
+        };
         await using var reader = await batch.ExecuteReaderAsync(ct);
-        await reader.ReadAsync(ct);
-        var held = reader.GetInt64(0);
-        await reader.NextResultAsync(ct);
+        long held = 0;
         var tasks = new List<(string Id, string? Hash, bool Exists)>();
-        while (await reader.ReadAsync(ct))
-            tasks.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetBoolean(2)));
-        await reader.NextResultAsync(ct);
         var bases = new List<(string Id, string? Hash)>();
         while (await reader.ReadAsync(ct))
-            bases.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+        {
+            switch (reader.GetInt32(0))
+            {
+                case 0: held = reader.GetInt64(4); break;
+                case 1: tasks.Add((reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetBoolean(3))); break;
+                default: bases.Add((reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2))); break;
+            }
+        }
         await reader.NextResultAsync(ct);
         var open = new HashSet<string>(StringComparer.Ordinal);
         while (await reader.ReadAsync(ct))
@@ -207,6 +209,22 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
         }
         if (deletes.Count > 0)
             await ExecuteAsync(connection, tx, "DELETE FROM sync_base WHERE replica = $2 AND task_id = ANY($1)", ct, deletes.ToArray(), replica);
+    }
+
+    /// <summary>Base rows for tasks that have none (a sync's inserts), by binary COPY: no conflict handling needed.</summary>
+    public async Task InsertBaseAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<TaskDefinition> tasks, CancellationToken ct)
+    {
+        if (tasks.Count == 0) return;
+        await using var copy = await connection.BeginBinaryImportAsync("COPY sync_base (replica, task_id, content, content_hash) FROM STDIN (FORMAT BINARY)", ct);
+        foreach (var task in tasks)
+        {
+            copy.StartRow();
+            copy.Write(replica, NpgsqlTypes.NpgsqlDbType.Text);
+            copy.Write(task.Id, NpgsqlTypes.NpgsqlDbType.Text);
+            copy.Write(TaskJson.ToCanonical(task), NpgsqlTypes.NpgsqlDbType.Jsonb);
+            copy.Write(task.ContentHash, NpgsqlTypes.NpgsqlDbType.Text);
+        }
+        await copy.CompleteAsync(ct);
     }
 
     public async Task InsertConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> conflicts, long run, CancellationToken ct)
