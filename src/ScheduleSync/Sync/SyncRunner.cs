@@ -11,9 +11,11 @@ namespace ScheduleSync.Sync;
 
 /// <summary>
 /// Runs one three-way sync with the crash ordering of SPEC §4: under the file lock and a PostgreSQL advisory lock it
-/// plans, applies the database changes, the new base and the conflicts in one transaction, writes the file, and only
+/// plans, writes the file, applies the database changes, the new base and the conflicts in one transaction, and only
 /// then commits. A crash anywhere leaves a state the next run completes: exported tasks are already equal on both
-/// sides (Y = D), imports not yet committed are still "changed in the file" (D = B ≠ Y).
+/// sides (Y = D), imports not yet committed are still "changed in the file" (D = B ≠ Y). The database writes come after
+/// the file's fsync because writing tasks takes the change counter's row lock, which every writer of tasks needs: held
+/// from there to the commit only, it does not keep API writes and other replicas waiting for this file.
 /// </summary>
 internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFileStore store, SyncOptions options, ILogger<SyncRunner>? logger = null, ReplicaName? replica = null)
 {
