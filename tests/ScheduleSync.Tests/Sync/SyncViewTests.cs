@@ -1,4 +1,5 @@
 using System.Text;
+using CsCheck;
 using ScheduleSync.Sync;
 
 namespace ScheduleSync.Tests.Sync;
@@ -117,6 +118,46 @@ public class SyncViewTests
         Assert.Equal(1, result.NewConflicts); // gamma differs on both sides without a base: a conflict, never a silent revert
         var (_, after) = await bed.Runner().PlanAsync();
         Assert.Empty(after!.Changes);
+    }
+
+    [Fact]
+    public void Following_the_changes_gives_the_hashes_and_the_candidates_a_full_read_gives()
+    {
+        Gen.Int.Sample(seed =>
+        {
+            var random = new Random(seed);
+            string[] pool = ["a", "b", "c", "d", "e", "f", "g", "h"];
+            string? Hash() => random.Next(4) switch { 0 => null, 1 => "h1", 2 => "h2", _ => "h3" };
+            Dictionary<string, string?> Database() => pool.Where(_ => random.Next(3) > 0).ToDictionary(id => id, _ => Hash(), StringComparer.Ordinal);
+            Dictionary<string, string> Base() => pool.Where(_ => random.Next(3) > 0).ToDictionary(id => id, _ => Hash() ?? "h1", StringComparer.Ordinal);
+            var (database, bases) = (Database(), Base());
+            // What changed since: every task whose row differs has an event (and some whose change was undone); a base
+            // changes only by a resolution, which has its event too.
+            var (newDatabase, newBases) = (new Dictionary<string, string?>(database), new Dictionary<string, string>(bases));
+            var named = new HashSet<string>(StringComparer.Ordinal);
+            var resolved = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var id in pool)
+            {
+                switch (random.Next(5))
+                {
+                    case 0: newDatabase[id] = Hash(); named.Add(id); break;
+                    case 1: newDatabase.Remove(id); named.Add(id); break;
+                    case 2: named.Add(id); break;
+                    case 3: if (random.Next(2) == 0) newBases[id] = "h2"; else newBases.Remove(id); resolved.Add(id); break;
+                }
+            }
+            var view = new SyncView { Database = new(database), Base = new(bases), EventSeq = 10 };
+            var changes = new SyncTables.Changes(5,
+                [.. named.Select(id => (id, newDatabase.GetValueOrDefault(id), newDatabase.ContainsKey(id)))],
+                [.. resolved.Select(id => (id, (string?)newBases.GetValueOrDefault(id)))],
+                []);
+            Assert.False(new SyncView { Database = new(database), Base = new(bases), EventSeq = 10 }.Follow(changes with { EventsHeld = 4 }, 15));
+            Assert.True(view.Follow(changes, 15));
+            Assert.Equal(newDatabase.OrderBy(kv => kv.Key, StringComparer.Ordinal), view.Database.OrderBy(kv => kv.Key, StringComparer.Ordinal));
+            Assert.Equal(newBases.OrderBy(kv => kv.Key, StringComparer.Ordinal), view.Base.OrderBy(kv => kv.Key, StringComparer.Ordinal));
+            var yaml = pool.Where(_ => random.Next(2) == 0).ToDictionary(id => id, _ => Hash() ?? "h2", StringComparer.Ordinal);
+            Assert.True(SyncPlanner.Candidates(yaml, newDatabase, newBases, [], []).SetEquals(SyncPlanner.Candidates(yaml, view.Database, view.Base, [], [])));
+        }, iter: 1_000);
     }
 
     private static IEnumerable<string> Changes(SyncPlan plan) =>
