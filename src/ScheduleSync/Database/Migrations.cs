@@ -380,8 +380,8 @@ internal static class Migrations
             CREATE INDEX sync_runs_replica ON sync_runs (replica, id);
             """),
         (6, "bulk writes by a sync: the statement triggers skip while it records its inserts itself", """
-            -- A sync that imports many new tasks writes them, their audit rows and their base rows by binary COPY and
-            -- records the change counter, its NOTIFY and the task_changed events itself (scheduled_tasks_record_inserts),
+            -- A sync that imports new tasks writes them and their base rows by binary COPY and records their audit rows,
+            -- the change counter, its NOTIFY and the task_changed events itself, set-based (scheduled_tasks_record_inserts),
             -- exactly as these triggers would. While it copies, its transaction-local setting schedsync.bulk_write is on
             -- and the statement triggers skip; every other writer (the API, plain SQL, the sync's updates) is unchanged.
             CREATE OR REPLACE FUNCTION scheduled_tasks_after_statement() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -450,17 +450,23 @@ internal static class Migrations
             END $$;
 
             -- What the statement triggers record for a plain INSERT of these rows (in this order), for a writer that
-            -- inserted them with the triggers skipped: one change-counter step with its NOTIFY, a task_changed event each.
-            CREATE FUNCTION scheduled_tasks_record_inserts(ids text[], src text) RETURNS void LANGUAGE plpgsql AS $$
+            -- inserted them with the triggers skipped: an audit row each, one change-counter step with its NOTIFY, a
+            -- task_changed event each.
+            CREATE FUNCTION scheduled_tasks_record_inserts(ids text[], src text, who text, run bigint) RETURNS void LANGUAGE plpgsql AS $$
             DECLARE
+                changed bigint;
                 counter bigint;
             BEGIN
-                IF coalesce(cardinality(ids), 0) = 0 THEN RETURN; END IF;
+                INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                SELECT t.id, 'create', src, who, NULL, to_jsonb(t) - 'created_at' - 'updated_at', run
+                FROM unnest(ids) WITH ORDINALITY AS u(id, ord) JOIN scheduled_tasks t ON t.id = u.id ORDER BY u.ord;
+                GET DIAGNOSTICS changed = ROW_COUNT;
+                IF changed = 0 THEN RETURN; END IF;
                 UPDATE sync_state SET change_counter = change_counter + 1 WHERE id = 1 RETURNING change_counter INTO counter;
                 PERFORM pg_notify('schedsync_changes', counter::text);
-                PERFORM sync_events_append(array_fill('task_changed'::text, ARRAY[cardinality(ids)]),
-                    ARRAY(SELECT jsonb_build_object('id', u.id, 'action', 'created', 'version', 1, 'source', src)
-                          FROM unnest(ids) WITH ORDINALITY AS u(id, ord) ORDER BY u.ord));
+                PERFORM sync_events_append(array_fill('task_changed'::text, ARRAY[changed::int]),
+                    ARRAY(SELECT jsonb_build_object('id', t.id, 'action', 'created', 'version', t.version, 'source', src)
+                          FROM unnest(ids) WITH ORDINALITY AS u(id, ord) JOIN scheduled_tasks t ON t.id = u.id ORDER BY u.ord));
             END $$;
             """),
     ];

@@ -93,44 +93,6 @@ internal static class TaskColumns
         }
     }
 
-    /// <summary>
-    /// The row a sync inserts as the audit trail records it: what <c>to_jsonb(row) - 'created_at' - 'updated_at'</c> gives
-    /// for it (the same keys and values; jsonb keeps no key order), built here so a bulk import audits without the trigger.
-    /// </summary>
-    public static string RowJson(TaskDefinition task, long version, string updatedBy)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(512);
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteString("id", task.Id);
-            foreach (var field in Fields)
-            {
-                json.WritePropertyName(field.Name);
-                switch (field)
-                {
-                    case { Kind: FieldKind.Args }: json.WriteRawValue(task.ArgsJson(), skipInputValidation: true); break;
-                    case TaskField<string> text when text.Get(task) is { } value: json.WriteStringValue(value); break;
-                    case TaskField<bool> flag: json.WriteBooleanValue(flag.Get(task)); break;
-                    case TaskField<int> number: json.WriteNumberValue(number.Get(task)); break;
-                    case TaskField<int?> number when number.Get(task) is { } value: json.WriteNumberValue(value); break;
-                    case TaskField<string> or TaskField<int?>: json.WriteNullValue(); break;
-                    case TaskField<ImmutableArray<string>> tags:
-                        json.WriteStartArray();
-                        foreach (var tag in tags.Get(task)) json.WriteStringValue(tag);
-                        json.WriteEndArray();
-                        break;
-                    default: throw new InvalidOperationException($"field {field.Name} has no column mapping");
-                }
-            }
-            json.WriteNumber("version", version);
-            json.WriteString("updated_by", updatedBy);
-            json.WriteString("content_hash", task.ContentHash);
-            json.WriteEndObject();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
-
     /// <summary>The column's value in draft form (as <see cref="TaskField.Set"/> takes it); a problem with args goes to <paramref name="problems"/>.</summary>
     public static object? Read(NpgsqlDataReader reader, int ordinal, TaskField field, List<string> problems)
     {
