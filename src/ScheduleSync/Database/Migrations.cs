@@ -379,6 +379,96 @@ internal static class Migrations
             UPDATE sync_runs SET replica = '';
             CREATE INDEX sync_runs_replica ON sync_runs (replica, id);
             """),
+        (6, "bulk writes by a sync: the statement triggers skip while it records its inserts itself", """
+            -- A sync that imports new tasks writes them and their base rows by binary COPY and records their audit rows,
+            -- the change counter, its NOTIFY and the task_changed events itself, set-based (scheduled_tasks_record_inserts),
+            -- exactly as these triggers would. While it copies, its transaction-local setting schedsync.bulk_write is on
+            -- and the statement triggers skip; every other writer (the API, plain SQL, the sync's updates) is unchanged.
+            CREATE OR REPLACE FUNCTION scheduled_tasks_after_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                changed bigint;
+                counter bigint;
+                src text := coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql');
+                who text := coalesce(nullif(current_setting('schedsync.actor', true), ''), 'sql:' || session_user);
+                run bigint := nullif(current_setting('schedsync.sync_run', true), '')::bigint;
+            BEGIN
+                IF current_setting('schedsync.bulk_write', true) = 'on' THEN RETURN NULL; END IF;
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT n.id, 'create', src, who, NULL, to_jsonb(n) - 'created_at' - 'updated_at', run FROM new_rows n;
+                ELSIF TG_OP = 'UPDATE' THEN
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT n.id, 'update', src, who, to_jsonb(o) - 'created_at' - 'updated_at', to_jsonb(n) - 'created_at' - 'updated_at', run
+                    FROM new_rows n JOIN old_rows o ON o.id = n.id
+                    WHERE n.version <> o.version
+                    UNION ALL
+                    SELECT o.id, 'delete', src, who, to_jsonb(o) - 'created_at' - 'updated_at', NULL, run
+                    FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)
+                    UNION ALL
+                    SELECT n.id, 'create', src, who, NULL, to_jsonb(n) - 'created_at' - 'updated_at', run
+                    FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.id = n.id);
+                ELSE
+                    INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                    SELECT o.id, 'delete', src, who, to_jsonb(o) - 'created_at' - 'updated_at', NULL, run FROM old_rows o;
+                END IF;
+                GET DIAGNOSTICS changed = ROW_COUNT;
+                IF changed > 0 THEN
+                    UPDATE sync_state SET change_counter = change_counter + 1 WHERE id = 1 RETURNING change_counter INTO counter;
+                    PERFORM pg_notify('schedsync_changes', counter::text);
+                END IF;
+                RETURN NULL;
+            END $$;
+
+            CREATE OR REPLACE FUNCTION scheduled_tasks_events() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                src text := coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql');
+                changes jsonb[];
+            BEGIN
+                IF current_setting('schedsync.bulk_write', true) = 'on' THEN RETURN NULL; END IF;
+                -- Each branch names only the transition tables its trigger declares.
+                IF TG_OP = 'INSERT' THEN
+                    SELECT array_agg(jsonb_build_object('id', n.id, 'action', 'created', 'version', n.version, 'source', src))
+                    INTO changes FROM new_rows n;
+                ELSIF TG_OP = 'UPDATE' THEN
+                    -- Unchanged rows (the version stays) are no change; a changed id is a delete and a create.
+                    SELECT array_agg(jsonb_build_object('id', c.id, 'action', c.action, 'version', c.version, 'source', src))
+                    INTO changes FROM (
+                        SELECT o.id, 'deleted' AS action, o.version FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.id = o.id)
+                        UNION ALL
+                        SELECT n.id, 'created', n.version FROM new_rows n WHERE NOT EXISTS (SELECT 1 FROM old_rows o WHERE o.id = n.id)
+                        UNION ALL
+                        SELECT n.id, 'updated', n.version FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version
+                    ) c;
+                ELSE
+                    SELECT array_agg(jsonb_build_object('id', o.id, 'action', 'deleted', 'version', o.version, 'source', src))
+                    INTO changes FROM old_rows o;
+                END IF;
+                IF changes IS NOT NULL THEN
+                    PERFORM sync_events_append(array_fill('task_changed'::text, ARRAY[cardinality(changes)]), changes);
+                END IF;
+                RETURN NULL;
+            END $$;
+
+            -- What the statement triggers record for a plain INSERT of these rows (in this order), for a writer that
+            -- inserted them with the triggers skipped: an audit row each, one change-counter step with its NOTIFY, a
+            -- task_changed event each.
+            CREATE FUNCTION scheduled_tasks_record_inserts(ids text[], src text, who text, run bigint) RETURNS void LANGUAGE plpgsql AS $$
+            DECLARE
+                changed bigint;
+                counter bigint;
+            BEGIN
+                INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
+                SELECT t.id, 'create', src, who, NULL, to_jsonb(t) - 'created_at' - 'updated_at', run
+                FROM unnest(ids) WITH ORDINALITY AS u(id, ord) JOIN scheduled_tasks t ON t.id = u.id ORDER BY u.ord;
+                GET DIAGNOSTICS changed = ROW_COUNT;
+                IF changed = 0 THEN RETURN; END IF;
+                UPDATE sync_state SET change_counter = change_counter + 1 WHERE id = 1 RETURNING change_counter INTO counter;
+                PERFORM pg_notify('schedsync_changes', counter::text);
+                PERFORM sync_events_append(array_fill('task_changed'::text, ARRAY[changed::int]),
+                    ARRAY(SELECT jsonb_build_object('id', t.id, 'action', 'created', 'version', t.version, 'source', src)
+                          FROM unnest(ids) WITH ORDINALITY AS u(id, ord) JOIN scheduled_tasks t ON t.id = u.id ORDER BY u.ord));
+            END $$;
+            """),
     ];
 
     public static int Latest => All[^1].Version;

@@ -161,6 +161,54 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         return await command.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>
+    /// Inserts tasks that are new (a sync's imports of tasks the database does not have: a cold import) by binary COPY
+    /// straight into <c>scheduled_tasks</c> (no temp table, no ON CONFLICT), then records in one statement what the
+    /// statement triggers record for a plain INSERT, exactly and in the rows' order: the audit rows (their JSON made by
+    /// PostgreSQL as the trigger makes it: measured, that is cheaper here than building it in .NET and copying it), the
+    /// change counter, its NOTIFY and a <c>task_changed</c> event per row. The triggers skip while the transaction-local
+    /// setting <c>schedsync.bulk_write</c> is on (only around the COPY); the row triggers (defaults, version) still run.
+    /// A task that exists after all (another writer inserted it meanwhile) fails the COPY with a unique violation.
+    /// </summary>
+    public static async Task InsertNewAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<TaskDefinition> tasks, ChangeContext context, CancellationToken ct)
+    {
+        if (tasks.Count == 0) return;
+        await using (var on = new NpgsqlCommand("SELECT set_config('schedsync.bulk_write', 'on', true)", connection, tx))
+            await on.ExecuteNonQueryAsync(ct);
+        await using (var copy = await connection.BeginBinaryImportAsync(
+            $"COPY scheduled_tasks (id, {TaskColumns.Names}, content_hash, updated_by) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            foreach (var t in tasks)
+            {
+                copy.StartRow();
+                copy.Write(t.Id, NpgsqlDbType.Text);
+                foreach (var field in TaskFields.All)
+                    TaskColumns.Write(copy, field, t);
+                copy.Write(t.ContentHash, NpgsqlDbType.Text);
+                copy.Write(context.Actor, NpgsqlDbType.Text);
+            }
+            await copy.CompleteAsync(ct);
+        }
+        await using var record = new NpgsqlBatch(connection, tx)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SELECT set_config('schedsync.bulk_write', '', true)"),
+                new NpgsqlBatchCommand("SELECT scheduled_tasks_record_inserts($1, $2, $3, $4)")
+                {
+                    Parameters =
+                    {
+                        new NpgsqlParameter { Value = tasks.Select(t => t.Id).ToArray() },
+                        new NpgsqlParameter { Value = context.Source },
+                        new NpgsqlParameter { Value = context.Actor },
+                        new NpgsqlParameter { Value = (object?)context.SyncRunId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint },
+                    },
+                },
+            },
+        };
+        await record.ExecuteNonQueryAsync(ct);
+    }
+
     private const int CopyThreshold = 1_000;
 
     /// <summary>Bulk upsert through binary COPY into a per-connection temp table, then one INSERT … ON CONFLICT.</summary>

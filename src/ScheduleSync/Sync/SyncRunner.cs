@@ -4,15 +4,18 @@ using Npgsql;
 using ScheduleSync.Database;
 using ScheduleSync.Events;
 using ScheduleSync.Files;
+using ScheduleSync.Tasks;
 using ScheduleSync.Yaml;
 
 namespace ScheduleSync.Sync;
 
 /// <summary>
 /// Runs one three-way sync with the crash ordering of SPEC §4: under the file lock and a PostgreSQL advisory lock it
-/// plans, applies the database changes, the new base and the conflicts in one transaction, writes the file, and only
+/// plans, writes the file, applies the database changes, the new base and the conflicts in one transaction, and only
 /// then commits. A crash anywhere leaves a state the next run completes: exported tasks are already equal on both
-/// sides (Y = D), imports not yet committed are still "changed in the file" (D = B ≠ Y).
+/// sides (Y = D), imports not yet committed are still "changed in the file" (D = B ≠ Y). The database writes come after
+/// the file's fsync because writing tasks takes the change counter's row lock, which every writer of tasks needs: held
+/// from there to the commit only, it does not keep API writes and other replicas waiting for this file.
 /// </summary>
 internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFileStore store, SyncOptions options, ILogger<SyncRunner>? logger = null, ReplicaName? replica = null)
 {
@@ -119,12 +122,15 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         using var fileLock = store.Lock();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var (counter, syncedCounter, syncedChecksum, openCount) = await Tables.LockAndReadStateAsync(connection, tx, ct);
+        var state = await Tables.LockAndReadStateAsync(connection, tx, ct);
+        var (counter, syncedCounter, syncedChecksum) = (state.Counter, state.SyncedCounter, state.SyncedChecksum);
         var snapshot = store.Read();
         if (!force && replacement is null && syncedCounter == counter && syncedChecksum == snapshot.Checksum)
-            return (new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = openCount }, false);
+            return (new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = state.Open }, false);
 
-        var (document, plan, open, versions) = await PrepareAsync(Tables, connection, tx, replacement ?? snapshot, allowMassDelete, ct, mode, trigger);
+        // The view is this attempt's until it ends: put back as it stands after a commit or a rollback, dropped (the
+        // next run reads everything) when the attempt fails in between.
+        var (document, plan, open, versions, view) = await PrepareAsync(Tables, connection, tx, replacement ?? snapshot, allowMassDelete, ct, mode, trigger, state);
         if (plan is null)
         {
             var error = $"{store.ConfigPath} is invalid ({document.Problems.Count} problem(s)); nothing was synced in either direction";
@@ -132,6 +138,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             await SyncEvents.AppendAsync(connection, tx,
                 [("sync_error", new { reason = error, trigger, problems = document.Problems.Select(p => p.Format(store.ConfigPath)).Take(50) })], ct);
             await tx.CommitAsync(ct);
+            KeepView(view, runId);
             return (new SyncResult { Status = SyncStatus.InvalidFile, RunId = runId, Error = error, Problems = document.Problems, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count }, false);
         }
         CrashHook.At("after-plan");
@@ -141,6 +148,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             await Tables.RememberRefusalAsync(connection, tx, (replacement ?? snapshot).Checksum, plan, ct);
             await SyncEvents.AppendAsync(connection, tx, [("sync_error", new { reason = plan.Refusal, trigger })], ct);
             await tx.CommitAsync(ct);
+            KeepView(view, runId);
             return (new SyncResult { Status = SyncStatus.Refused, RunId = runId, Error = plan.Refusal, Plan = plan, ChecksumBefore = snapshot.Checksum, OpenConflicts = open.Count }, false);
         }
         if (!force && replacement is null && syncedChecksum == snapshot.Checksum && !plan.Changes.Any())
@@ -151,61 +159,48 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             await Tables.RefreshConflictsAsync(connection, tx, [.. plan.Actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct);
             await Tables.RecordQuietRunAsync(connection, tx, counter, snapshot.Checksum, ct);
             await tx.CommitAsync(ct);
+            KeepView(view, view?.LastRun);
             return (new SyncResult { Status = SyncStatus.NoOp, ChecksumBefore = snapshot.Checksum, ChecksumAfter = snapshot.Checksum, OpenConflicts = open.Count }, false);
         }
 
         // Rows the plan writes must still be the versions it was made from (no table lock: writers go on meanwhile).
         var imports = plan.Actions.Where(a => a.ChangesDatabase).ToList();
         if (!await SyncTables.CheckRowsAsync(connection, tx, imports.ToDictionary(a => a.Id, a => versions.TryGetValue(a.Id, out var v) ? v : (long?)null, StringComparer.Ordinal), ct))
+        {
+            await tx.RollbackAsync(ct);
+            KeepView(view, view?.LastRun);
             return (null, true);
+        }
 
         var run = await Tables.StartRunAsync(connection, tx, trigger, snapshot.Checksum, new ChangeContext(source, $"schedsync:{trigger}"), ct);
 
         var actions = plan.Actions;
         var large = Math.Max(document.Entries.Count, plan.Actions.Count) >= SyncProgress.LargeRun;
-        Progress?.Report(new SyncProgress("writing", 0,
-            actions.Count(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge or SyncActionKind.ImportDelete),
-            "rows", large));
-        await TaskStore.UpsertManyAsync(connection, tx,
-            [.. actions.Where(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge).Select(a => a.Result!)],
-            $"schedsync:{trigger}", ct);
-        await TaskStore.DeleteManyAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportDelete).Select(a => a.Id)], ct);
-        if (!await SyncTables.CheckInsertedAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportInsert).Select(a => a.Id)], ct))
-            return (null, true);
-        await Tables.WriteBaseAsync(connection, tx,
-            [.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
-            [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove
-                || a is { Kind: SyncActionKind.CloseConflict, Result: null }).Select(a => a.Id)],
-            ct);
-        var conflicts = actions.Where(a => a.Kind == SyncActionKind.Conflict).ToList();
-        await Tables.InsertConflictsAsync(connection, tx, conflicts, run, ct);
-        await Tables.CloseConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.CloseConflict)], ct);
-        await Tables.RefreshConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct, run);
-        CrashHook.At("after-db");
 
+        // The file first, then the database writes, then the commit (SPEC §4 crash ordering: nothing is committed before
+        // the file holds the exports). The task rows' writes take the database-wide change counter's row lock, which
+        // every writer of tasks needs: taken after the file's fsync, it is held only until the commit, so API writes and
+        // other replicas are not kept waiting for this file.
         var exports = actions.Where(a => a.ChangesFile).ToList();
         var checksumAfter = snapshot.Checksum;
         IReadOnlyList<string> warnings = [];
+        var failed = new HashSet<string>(StringComparer.Ordinal);
+        List<SyncAction> skipped = [];
         if (exports.Count > 0 || replacement is not null)
         {
             Progress?.Report(exports.Count > 0 ? new SyncProgress("writing the file with", 0, exports.Count, "changed tasks", large) : new SyncProgress("writing the file", Large: large));
             var (text, written) = (document.Text, document);
             if (exports.Count > 0)
             {
-                var (writtenText, writtenDocument, writeWarnings, failed) = ScheduleWriter.Write(document,
+                var (writtenText, writtenDocument, writeWarnings, writeFailed) = ScheduleWriter.Write(document,
                     [.. exports.Where(a => a.Result is not null).Select(a => a.Result!)],
                     [.. exports.Where(a => a.Result is null).Select(a => a.Id)]);
                 (text, written, warnings) = (writtenText, writtenDocument, writeWarnings);
                 foreach (var warning in warnings) Log.WriteBackWarning(_logger, warning);
-                if (failed.Count > 0)
-                {
-                    // An export the file could not take: its base goes back to what it was, so the next run sees the
-                    // database change again (and the file's version is not mistaken for a newer edit and imported).
-                    var skipped = exports.Where(a => failed.Contains(a.Id)).ToList();
-                    await Tables.WriteBaseAsync(connection, tx, [.. skipped.Where(a => a.Base is not null).Select(a => a.Base!)], [.. skipped.Where(a => a.Base is null).Select(a => a.Id)], ct);
-                    exports = [.. exports.Where(a => !failed.Contains(a.Id))];
-                }
+                failed.UnionWith(writeFailed);
             }
+            skipped = [.. exports.Where(a => failed.Contains(a.Id))];
+            exports = [.. exports.Where(a => !failed.Contains(a.Id))];
             await Tables.RecordExportsAsync(exports, ct);
             var write = (replacement, text == document.Text) switch
             {
@@ -217,6 +212,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             {
                 case WriteResult.ChangedMeanwhile:
                     await tx.RollbackAsync(ct);
+                    KeepView(view, view?.LastRun);
                     return (null, false);
                 case WriteResult.Written done:
                     checksumAfter = done.Checksum;
@@ -225,6 +221,48 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             }
         }
         CrashHook.At("after-file");
+
+        Progress?.Report(new SyncProgress("writing", 0,
+            actions.Count(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.Merge or SyncActionKind.ImportDelete),
+            "rows", large));
+        // Updates first, then the new tasks, then deletions: the order (of audit rows, events, counter steps) one upsert
+        // statement and one delete statement gave. The new tasks go by COPY with the triggers' work done set-based.
+        var context = new ChangeContext(source, $"schedsync:{trigger}", run);
+        await TaskStore.UpsertManyAsync(connection, tx,
+            [.. actions.Where(a => a.Kind is SyncActionKind.ImportUpdate or SyncActionKind.Merge).Select(a => a.Result!)],
+            context.Actor, ct);
+        List<TaskDefinition> inserts = [.. actions.Where(a => a.Kind == SyncActionKind.ImportInsert).Select(a => a.Result!)];
+        try
+        {
+            await TaskStore.InsertNewAsync(connection, tx, inserts, context, ct);
+            await Tables.InsertBaseAsync(connection, tx, inserts, ct);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            // Another writer inserted one of them since the plan (or this view of the base was wrong: it is dropped).
+            // Rolled back; the file may hold this run's exports already: the next attempt finds them equal on both sides.
+            await tx.RollbackAsync(ct);
+            return (null, true);
+        }
+        await TaskStore.DeleteManyAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.ImportDelete).Select(a => a.Id)], ct);
+        var baseWrites = new List<(IReadOnlyList<TaskDefinition> Upserts, IReadOnlyList<string> Deletes)>
+        {
+            ([.. actions.Where(a => a.Result is not null && a.Kind is not (SyncActionKind.InSync or SyncActionKind.Frozen)).Select(a => a.Result!)],
+             [.. actions.Where(a => a.Kind is SyncActionKind.DropBase or SyncActionKind.ImportDelete or SyncActionKind.ExportRemove
+                 || a is { Kind: SyncActionKind.CloseConflict, Result: null }).Select(a => a.Id)]),
+        };
+        // An export the file could not take: its base goes back to what it was, so the next run sees the database change
+        // again (and the file's version is not mistaken for a newer edit and imported).
+        if (skipped.Count > 0)
+            baseWrites.Add(([.. skipped.Where(a => a.Base is not null).Select(a => a.Base!)], [.. skipped.Where(a => a.Base is null).Select(a => a.Id)]));
+        var inserted = inserts.Select(t => t.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var (upserts, deletes) in baseWrites)
+            await Tables.WriteBaseAsync(connection, tx, [.. upserts.Where(t => !inserted.Contains(t.Id))], deletes, ct);
+        var conflicts = actions.Where(a => a.Kind == SyncActionKind.Conflict).ToList();
+        await Tables.InsertConflictsAsync(connection, tx, conflicts, run, ct);
+        await Tables.CloseConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.CloseConflict)], ct);
+        await Tables.RefreshConflictsAsync(connection, tx, [.. actions.Where(a => a.Kind == SyncActionKind.Frozen)], ct, run);
+        CrashHook.At("after-db");
 
         var result = new SyncResult
         {
@@ -256,6 +294,8 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         Progress?.Report(new SyncProgress("committing", Large: large));
         CrashHook.At("before-commit");
         await tx.CommitAsync(ct);
+        if (view is not null) view.Apply(baseWrites);
+        KeepView(view, run);
         return (result, false);
     }
 
@@ -269,7 +309,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
         var tables = await Tables.ForReadingAsync(connection, tx, ct);
-        var (document, plan, _, _) = await PrepareAsync(tables, connection, tx, snapshot ?? store.Read(), allowMassDelete, ct, mode, trigger);
+        var (document, plan, _, _, _) = await PrepareAsync(tables, connection, tx, snapshot ?? store.Read(), allowMassDelete, ct, mode, trigger);
         await tx.RollbackAsync(ct);
         return (document, plan);
     }
@@ -279,11 +319,13 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
     /// Hashes are compared first: only tasks whose file, database and base hashes are not all equal (or that have an
     /// open conflict, or a row changed by plain SQL) are loaded in full and planned, so one change costs little.
     /// </summary>
-    private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open, Dictionary<string, long> Versions)> PrepareAsync(
+    /// <param name="state">A run's state as read under its lock: the run follows its view of the database instead of reading
+    /// every row and base entry (null: a plan reads everything).</param>
+    private async Task<(ScheduleDocument Document, SyncPlan? Plan, HashSet<string> Open, Dictionary<string, long> Versions, SyncView? View)> PrepareAsync(
         SyncTables tables, NpgsqlConnection connection, NpgsqlTransaction tx, FileSnapshot snapshot, bool allowMassDelete, CancellationToken ct,
-        SyncMode mode = SyncMode.Normal, string trigger = "cli")
+        SyncMode mode = SyncMode.Normal, string trigger = "cli", SyncTables.RunState? state = null)
     {
-        var (databaseHashes, baseHashes, open) = await tables.ReadHashesAsync(connection, tx, ct);
+        var (databaseHashes, baseHashes, open, view) = await ReadHashesAsync(tables, connection, tx, state, ct);
         var memory = await tables.ReadMemoryAsync(connection, tx, ct);
         var large = databaseHashes.Count >= SyncProgress.LargeRun || snapshot.Bytes.Length >= SyncProgress.LargeFileBytes;
         var document = _documents.Load(snapshot,
@@ -291,7 +333,7 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             () => Progress?.Report(new SyncProgress(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"parsing {Path.GetFileName(store.ConfigPath)} ({snapshot.Bytes.Length / 1024.0 / 1024.0:0.0} MB)"), Large: large)));
         if (document.HasFileProblems || (!document.IsValid && options.OnInvalid == InvalidTaskPolicy.RejectFile))
-            return (document, null, open, []);
+            return (document, null, open, [], view);
 
         var yaml = document.ValidTasks.ToDictionary(t => t.Id, StringComparer.Ordinal);
         var yamlInvalid = document.InvalidTaskIds.ToHashSet(StringComparer.Ordinal);
@@ -331,8 +373,52 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
             MassDeleteMinimum = options.MassDeleteMinimum,
             AllowMassDelete = options.AllowMassDelete || allowMassDelete,
         });
-        return (document, plan, open, stored.ToDictionary(s => s.Id, s => s.Version, StringComparer.Ordinal));
+        return (document, plan, open, stored.ToDictionary(s => s.Id, s => s.Version, StringComparer.Ordinal), view);
     }
+
+    /// <summary>
+    /// Every task's hash, this replica's base hashes and its open conflicts: for a run, from its view of the last run
+    /// and what changed since (see <see cref="SyncView"/>), else read in full. The view is this attempt's until it ends.
+    /// </summary>
+    private async Task<(Dictionary<string, string?> Database, Dictionary<string, string> Base, HashSet<string> Open, SyncView? View)> ReadHashesAsync(
+        SyncTables tables, NpgsqlConnection connection, NpgsqlTransaction tx, SyncTables.RunState? state, CancellationToken ct)
+    {
+        if (state is null)
+        {
+            var (all, allBases, allOpen) = await tables.ReadHashesAsync(connection, tx, ct);
+            return (all, allBases, allOpen, null);
+        }
+        var view = Interlocked.Exchange(ref _view, null);
+        if (view is not null && view.CanFollow(state))
+        {
+            var changes = await tables.ReadChangesAsync(connection, tx, view.EventSeq, state.EventSeq, ct);
+            if (view.Follow(changes, state.EventSeq))
+            {
+                ViewReads++;
+                return (view.Database, view.Base, changes.Open, view);
+            }
+        }
+        var (database, bases, open) = await tables.ReadHashesAsync(connection, tx, ct);
+        FullReads++;
+        return (database, bases, open,
+            new SyncView { Database = database, Base = bases, EventSeq = state.EventSeq, ReplicaCreated = state.ReplicaCreated, LastRun = state.LastRun });
+    }
+
+    /// <summary>The view as it stands after an attempt that committed or rolled back; <paramref name="lastRun"/> is the
+    /// newest run of this replica now (this attempt's own, if it recorded one).</summary>
+    private void KeepView(SyncView? view, long? lastRun)
+    {
+        if (view is null) return;
+        view.LastRun = lastRun;
+        _view = view;
+    }
+
+    private SyncView? _view;
+
+    /// <summary>How many runs read only the changes since the last (<see cref="ViewReads"/>) or everything: for tests.</summary>
+    internal int ViewReads { get; private set; }
+
+    internal int FullReads { get; private set; }
 
     /// <summary>The parsed file for a snapshot, from the cache when the content is the same.</summary>
     public ScheduleDocument Load(FileSnapshot snapshot) => _documents.Load(snapshot);

@@ -61,8 +61,7 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
     /// count in one round trip. Each statement of the batch gets its own snapshot (read committed), so the state is read
     /// after the lock is held.
     /// </summary>
-    public async Task<(long Counter, long? SyncedCounter, string? SyncedChecksum, int Open)> LockAndReadStateAsync(
-        NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
+    public async Task<RunState> LockAndReadStateAsync(NpgsqlConnection connection, NpgsqlTransaction tx, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(connection, tx)
         {
@@ -72,7 +71,8 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
                 LockCommand(replica),
                 new NpgsqlBatchCommand("SELECT set_config('jit', 'off', true)"),
                 new NpgsqlBatchCommand("""
-                    SELECT s.change_counter, r.synced_change_counter, r.synced_file_checksum
+                    SELECT s.change_counter, r.synced_change_counter, r.synced_file_checksum, s.event_seq, r.created_at,
+                        (SELECT max(id) FROM sync_runs WHERE replica = $1)
                     FROM sync_state s LEFT JOIN sync_replicas r ON r.name = $1 WHERE s.id = 1
                     """) { Parameters = { new NpgsqlParameter { Value = replica } } },
                 new NpgsqlBatchCommand("SELECT count(*)::int FROM sync_conflicts WHERE status = 'open' AND replica = $1") { Parameters = { new NpgsqlParameter { Value = replica } } },
@@ -82,11 +82,70 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
         await reader.NextResultAsync(ct);
         await reader.NextResultAsync(ct);
         await reader.ReadAsync(ct);
-        var state = (reader.GetInt64(0), reader.IsDBNull(1) ? (long?)null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+        var state = new RunState(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetString(2), 0,
+            reader.GetInt64(3), reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTime>(4), reader.IsDBNull(5) ? null : reader.GetInt64(5));
         await reader.NextResultAsync(ct);
         await reader.ReadAsync(ct);
-        return (state.Item1, state.Item2, state.Item3, reader.GetInt32(0));
+        return state with { Open = reader.GetInt32(0) };
     }
+
+    /// <summary>What a run reads first, under the replica's lock.</summary>
+    /// <param name="Counter">The database's change counter.</param>
+    /// <param name="EventSeq">The newest event number: every change of a task up to it has its <c>task_changed</c> event.</param>
+    /// <param name="ReplicaCreated">When this replica's row was made (null: none yet); another value means it was forgotten and made again.</param>
+    /// <param name="LastRun">The newest run recorded for this replica (by any process).</param>
+    public sealed record RunState(long Counter, long? SyncedCounter, string? SyncedChecksum, int Open, long EventSeq, DateTime? ReplicaCreated, long? LastRun);
+
+    /// <summary>
+    /// What changed since event <paramref name="after"/> up to <paramref name="upTo"/>, in one round trip: how many events
+    /// the log still holds in that range (fewer than the range: pruned, the caller reads everything instead), the current
+    /// hash of each task a <c>task_changed</c> event names (absent: deleted), this replica's base hash of each task a
+    /// conflict resolution decided (it writes the base), and the open conflicts.
+    /// </summary>
+    public async Task<Changes> ReadChangesAsync(NpgsqlConnection connection, NpgsqlTransaction tx, long after, long upTo, CancellationToken ct)
+    {
+        // One statement, one snapshot: a prune committed between counting the events and reading them cannot go unseen.
+        await using var batch = new NpgsqlBatch(connection, tx)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("""
+                    WITH e AS MATERIALIZED (SELECT type, payload FROM sync_events WHERE seq > $1 AND seq <= $2),
+                         t AS (SELECT DISTINCT payload->>'id' AS id FROM e WHERE type = 'task_changed'),
+                         r AS (SELECT DISTINCT payload->>'task_id' AS id FROM e WHERE type = 'sync_conflict_resolved')
+                    SELECT 0, NULL::text, NULL::text, false, (SELECT count(*) FROM e)
+                    UNION ALL
+                    SELECT 1, t.id, s.content_hash, s.id IS NOT NULL, 0 FROM t LEFT JOIN scheduled_tasks s ON s.id = t.id WHERE t.id IS NOT NULL
+                    UNION ALL
+                    SELECT 2, r.id, b.content_hash, b.task_id IS NOT NULL, 0 FROM r LEFT JOIN sync_base b ON b.replica = $3 AND b.task_id = r.id WHERE r.id IS NOT NULL
+                    """)
+                {
+                    Parameters = { new NpgsqlParameter { Value = after }, new NpgsqlParameter { Value = upTo }, new NpgsqlParameter { Value = replica } },
+                },
+                new NpgsqlBatchCommand("SELECT task_id FROM sync_conflicts WHERE status = 'open' AND replica = $1") { Parameters = { new NpgsqlParameter { Value = replica } } },
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        long held = 0;
+        var tasks = new List<(string Id, string? Hash, bool Exists)>();
+        var bases = new List<(string Id, string? Hash)>();
+        while (await reader.ReadAsync(ct))
+        {
+            switch (reader.GetInt32(0))
+            {
+                case 0: held = reader.GetInt64(4); break;
+                case 1: tasks.Add((reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetBoolean(3))); break;
+                default: bases.Add((reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2))); break;
+            }
+        }
+        await reader.NextResultAsync(ct);
+        var open = new HashSet<string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync(ct))
+            open.Add(reader.GetString(0));
+        return new Changes(held, tasks, bases, open);
+    }
+
+    public sealed record Changes(long EventsHeld, List<(string Id, string? Hash, bool Exists)> Tasks, List<(string Id, string? Hash)> Bases, HashSet<string> Open);
 
     /// <summary>
     /// Every task's stored hash, this replica's base hashes and its ids with open conflicts, in one round trip. No table
@@ -150,6 +209,22 @@ internal sealed class SyncTables(NpgsqlDataSource dataSource, string replica)
         }
         if (deletes.Count > 0)
             await ExecuteAsync(connection, tx, "DELETE FROM sync_base WHERE replica = $2 AND task_id = ANY($1)", ct, deletes.ToArray(), replica);
+    }
+
+    /// <summary>Base rows for tasks that have none (a sync's inserts), by binary COPY: no conflict handling needed.</summary>
+    public async Task InsertBaseAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IReadOnlyList<TaskDefinition> tasks, CancellationToken ct)
+    {
+        if (tasks.Count == 0) return;
+        await using var copy = await connection.BeginBinaryImportAsync("COPY sync_base (replica, task_id, content, content_hash) FROM STDIN (FORMAT BINARY)", ct);
+        foreach (var task in tasks)
+        {
+            copy.StartRow();
+            copy.Write(replica, NpgsqlTypes.NpgsqlDbType.Text);
+            copy.Write(task.Id, NpgsqlTypes.NpgsqlDbType.Text);
+            copy.Write(TaskJson.ToCanonical(task), NpgsqlTypes.NpgsqlDbType.Jsonb);
+            copy.Write(task.ContentHash, NpgsqlTypes.NpgsqlDbType.Text);
+        }
+        await copy.CompleteAsync(ct);
     }
 
     public async Task InsertConflictsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<SyncAction> conflicts, long run, CancellationToken ct)
