@@ -384,6 +384,13 @@ internal static class Migrations
             -- the change counter, its NOTIFY and the task_changed events itself, set-based (scheduled_tasks_record_inserts),
             -- exactly as these triggers would. While it copies, its transaction-local setting schedsync.bulk_write is on
             -- and the statement triggers skip; every other writer (the API, plain SQL, the sync's updates) is unchanged.
+            -- The skip covers INSERTs only, and only for a member of the table's owner role: the owner can already
+            -- disable triggers (ALTER TABLE), so the setting gives nobody a new way to write tasks unaudited; any other
+            -- database user who sets it is audited as before.
+            CREATE FUNCTION scheduled_tasks_bulk_write() RETURNS boolean LANGUAGE sql STABLE AS $f$
+                SELECT current_setting('schedsync.bulk_write', true) = 'on'
+                   AND pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'scheduled_tasks'::regclass), 'MEMBER')
+            $f$;
             CREATE OR REPLACE FUNCTION scheduled_tasks_after_statement() RETURNS trigger LANGUAGE plpgsql AS $$
             DECLARE
                 changed bigint;
@@ -392,7 +399,7 @@ internal static class Migrations
                 who text := coalesce(nullif(current_setting('schedsync.actor', true), ''), 'sql:' || session_user);
                 run bigint := nullif(current_setting('schedsync.sync_run', true), '')::bigint;
             BEGIN
-                IF current_setting('schedsync.bulk_write', true) = 'on' THEN RETURN NULL; END IF;
+                IF TG_OP = 'INSERT' AND scheduled_tasks_bulk_write() THEN RETURN NULL; END IF;
                 IF TG_OP = 'INSERT' THEN
                     INSERT INTO task_audit (task_id, action, source, actor, before, after, sync_run_id)
                     SELECT n.id, 'create', src, who, NULL, to_jsonb(n) - 'created_at' - 'updated_at', run FROM new_rows n;
@@ -424,7 +431,7 @@ internal static class Migrations
                 src text := coalesce(nullif(current_setting('schedsync.source', true), ''), 'sql');
                 changes jsonb[];
             BEGIN
-                IF current_setting('schedsync.bulk_write', true) = 'on' THEN RETURN NULL; END IF;
+                IF TG_OP = 'INSERT' AND scheduled_tasks_bulk_write() THEN RETURN NULL; END IF;
                 -- Each branch names only the transition tables its trigger declares.
                 IF TG_OP = 'INSERT' THEN
                     SELECT array_agg(jsonb_build_object('id', n.id, 'action', 'created', 'version', n.version, 'source', src))

