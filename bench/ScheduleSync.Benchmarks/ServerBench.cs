@@ -262,7 +262,7 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
                 variant++;
                 var start = Stopwatch.GetTimestamp();
                 TaskFiles.ReplaceByRename(path, edited);
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(watcherOnly ? 60 : 10));
                 while (true)
                 {
                     var (at, json) = await messages.Reader.ReadAsync(timeout.Token);
