@@ -43,9 +43,9 @@ internal static class Scenarios
         string? Option(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
         var json = Option("--json") ?? (quick ? "schedsync-bench-quick.json" : "schedsync-bench.json");
         var sizes = Option("--sizes")?.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray()
-            ?? (quick ? [100, 1000] : [100, 1000, 10_000, 100_000]);
+            ?? (quick ? [100, 1000] : [100, 1000, 10_000, 50_000]);
         var fixedRuns = Option("--runs") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : (int?)null;
-        int Runs(int n) => fixedRuns ?? (n >= 100_000 ? 3 : n >= 10_000 ? 5 : 7);
+        int Runs(int n) => fixedRuns ?? (n >= 50_000 ? 3 : n >= 10_000 ? 5 : 7);
         var command = "dotnet run -c Release --project bench/ScheduleSync.Benchmarks -- scenarios " + string.Join(' ', args);
         var clock = Stopwatch.StartNew();
 
@@ -65,6 +65,10 @@ internal static class Scenarios
             await sync.RunAsync();
             if (n == 1000 && !args.Contains("--no-server"))
                 await new ServerBench(env, report, n, Runs(n), sync.FloorValues).RunAsync();
+            if (n == 50_000 && !args.Contains("--no-server"))
+                await new ServerBench(env, report, n, Runs(n), sync.FloorValues, watcherOnly: true).RunAsync();
+            if (n == 50_000 && !args.Contains("--no-cli"))
+                await new CliBench(env, report, n, Runs(n)).RunAsync();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"… {clock.Elapsed.TotalSeconds:0} s so far"));
         }
         if (!args.Contains("--no-rss"))

@@ -24,6 +24,10 @@ internal sealed record Row
     public string? Target { get; init; }
     public bool? Met { get; init; }
     public string? Note { get; init; }
+    /// <summary>The 1-minute load average when the row was recorded (what else the 2 cores were doing).</summary>
+    public string? Load { get; init; }
+    /// <summary>The row of issue 15's target table this measurement answers, if any (listed first, in the summary).</summary>
+    public string? Issue15 { get; init; }
 }
 
 internal static class Stats
@@ -65,8 +69,12 @@ internal sealed class Report(IReadOnlyDictionary<string, string> machine, string
 
     public IReadOnlyList<Row> Rows => _rows;
 
+    /// <summary>Medians kept for a later comparison across N (e.g. the 1,000-task edit a 50,000-task edit is held to).</summary>
+    public Dictionary<string, double> Marks { get; } = new(StringComparer.Ordinal);
+
     public Row Add(Row row)
     {
+        row = row with { Load = row.Load ?? BenchEnvironment.LoadAverage().Split(" / ")[0] };
         _rows.Add(row);
         if (!quiet) Console.WriteLine($"  {Format(row)}");
         return row;
@@ -80,7 +88,7 @@ internal sealed class Report(IReadOnlyDictionary<string, string> machine, string
     private static string Format(Row r) =>
         $"{r.Name} (N={r.N:N0}): median {F(r.Median)} {r.Unit} [{F(r.Min)}–{F(r.Max)}] over {r.Samples.Length}"
         + (r.Ratio is { } ratio ? $", ×{F(ratio)} of {r.Floor}" : "")
-        + (r.Target is not null ? $", target {r.Target}: {(r.Met == true ? "met" : "MISSED")}" : "");
+        + (r.Target is not null ? $", target {r.Target}: {(r.Met == true ? "met" : "MISSED")}" : "") + $", load {r.Load}";
 
     public string Markdown()
     {
@@ -90,18 +98,33 @@ internal sealed class Report(IReadOnlyDictionary<string, string> machine, string
         text.AppendLine("| machine | |");
         text.AppendLine("|---|---|");
         foreach (var (key, value) in machine) text.AppendLine(CultureInfo.InvariantCulture, $"| {key} | {value} |");
+        var targets = _rows.Where(r => r.Issue15 is not null).ToList();
+        if (targets.Count > 0)
+        {
+            text.AppendLine();
+            text.AppendLine("### targets of issue 15 (median; min–max; 1-min load average when measured; ratio to the floor the issue names)");
+            text.AppendLine();
+            text.AppendLine("| scenario | measured | min–max | load | floor | ratio | target | |");
+            text.AppendLine("|---|---:|---:|---:|---|---:|---|---|");
+            foreach (var r in targets)
+            {
+                var floor = r.Floor is null ? "" : r.FloorValue is { } fv ? $"{r.Floor} = {F(fv)} {r.Unit}" : r.Floor;
+                text.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {r.Issue15} | {F(r.Median)} {r.Unit} | {F(r.Min)}–{F(r.Max)} | {r.Load} | {floor} | {(r.Ratio is { } x ? "×" + F(x) : "")} | {r.Target ?? ""} | {(r.Met is null ? "" : r.Met.Value ? "met" : "**missed**")} |");
+            }
+        }
         foreach (var group in _rows.GroupBy(r => r.Group))
         {
             text.AppendLine();
             text.AppendLine(CultureInfo.InvariantCulture, $"### {group.Key}");
             text.AppendLine();
-            text.AppendLine("| N | measurement | median | min–max | runs | floor | ratio | target | |");
-            text.AppendLine("|---:|---|---:|---:|---:|---|---:|---|---|");
+            text.AppendLine("| N | measurement | median | min–max | runs | load | floor | ratio | target | |");
+            text.AppendLine("|---:|---|---:|---:|---:|---:|---|---:|---|---|");
             foreach (var r in group)
             {
                 var floor = r.Floor is null ? "" : r.FloorValue is { } fv ? $"{r.Floor} = {F(fv)} {r.Unit}" : r.Floor;
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {r.N:N0} | {r.Name} | {F(r.Median)} {r.Unit} | {F(r.Min)}–{F(r.Max)} | {r.Samples.Length} | {floor} | {(r.Ratio is { } x ? "×" + F(x) : "")} | {r.Target ?? ""} | {(r.Met is null ? "" : r.Met.Value ? "met" : "**missed**")} |");
+                    $"| {r.N:N0} | {r.Name} | {F(r.Median)} {r.Unit} | {F(r.Min)}–{F(r.Max)} | {r.Samples.Length} | {r.Load} | {floor} | {(r.Ratio is { } x ? "×" + F(x) : "")} | {r.Target ?? ""} | {(r.Met is null ? "" : r.Met.Value ? "met" : "**missed**")} |");
             }
         }
         var notes = _rows.Where(r => r.Note is not null).ToList();

@@ -62,8 +62,9 @@ internal sealed class RssBench(BenchEnvironment env, Report report, int n, int r
         var samples = rss.Count == runs ? rss : polled;
         report.Add(Stats.Row("memory", n, "peak RSS of `schedsync sync` importing N tasks into an empty database (child process)", samples, unit: "MiB") with
         {
-            Target = n == 100_000 ? "completes, ≤ 1 GiB" : null,
-            Met = n == 100_000 ? Stats.Median(samples) <= 1024 : null,
+            Issue15 = n >= 50_000 ? $"{n:N0} tasks ({new FileInfo(path).Length / 1024.0 / 1024.0:0.0} MiB), peak memory of a cold import (whole process)" : null,
+            Target = n >= 50_000 ? "completes, ≤ 1 GiB" : null,
+            Met = n >= 50_000 ? Stats.Median(samples) <= 1024 : null,
             Note = (rss.Count == runs ? "from /usr/bin/time -v; " : "")
                 + $"polled VmHWM median {Stats.Median(polled):0} MiB; wall time of the whole process (start, migrations, sync, exit) median {Stats.Median(seconds):0.0} s",
         });

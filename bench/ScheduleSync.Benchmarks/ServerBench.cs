@@ -18,12 +18,14 @@ namespace ScheduleSync.Benchmarks;
 /// its own fresh database, driven over HTTP and WebSocket from this process (so clients and server share the 2 cores).
 /// The server's log level is Warning, so per-sync log lines do not flood the benchmark's output.
 /// </summary>
-internal sealed class ServerBench(BenchEnvironment env, Report report, int n, int runs, IReadOnlyDictionary<string, double> floors)
+/// With <c>watcherOnly</c> (N = 50,000) only the file edit → committed by the watcher scenario runs, held to the same
+/// edit at 1,000 tasks (issue 15: cost follows the change, not the file).
+internal sealed class ServerBench(BenchEnvironment env, Report report, int n, int runs, IReadOnlyDictionary<string, double> floors, bool watcherOnly = false)
 {
     private const int ApiWritesPerRun = 100;
     private const int Writers = 16;
     private const int WritesPerWriter = 40;
-    private const int EditsPerRun = 20;
+    private int EditsPerRun => watcherOnly ? 5 : 20;
     private const int BroadcastClients = 1000;
 
     private readonly Dictionary<string, int> _variants = new(StringComparer.Ordinal);
@@ -53,6 +55,11 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
 
         try
         {
+            if (watcherOnly)
+            {
+                await GuardAsync("file edit → committed by the watcher", () => EditToEventAsync(baseUri, path));
+                return;
+            }
             await GuardAsync("API write latency", () => ApiLatencyAsync(http));
             await GuardAsync("API throughput", () => ApiThroughputAsync(http, path));
             await GuardAsync("file edit → WebSocket event", () => EditToEventAsync(baseUri, path));
@@ -63,8 +70,8 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
             // Stop before dispose: disposing a running host tears down the file watcher's semaphore under its
             // FileSystemWatcher, and a late file event then crashes the process (see the report).
             await app.StopAsync();
+            await env.DropDatabaseAsync(connectionString);
         }
-        await env.DropDatabaseAsync(connectionString);
     }
 
     /// <summary>Runs one scenario; a failure becomes a row that says so instead of ending the whole benchmark.</summary>
@@ -137,6 +144,7 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
         var floor = floors["commit"] + floors["read"] + floors["parse"] + floors["write"];
         report.Add(Stats.Row("server scenarios", n, $"API write (PUT) → durable in DB and file → response: p50 of {ApiWritesPerRun} sequential", p50) with
         {
+            Issue15 = n == 1000 ? "1,000 tasks, API write durable in DB and file, p50" : null,
             Floor = "commit + read + parse + write",
             FloorValue = floor,
             Target = n == 1000 ? "p50 ≤ 10 ms" : null,
@@ -146,8 +154,9 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
         {
             Floor = "commit + read + parse + write",
             FloorValue = floor,
-            Target = n == 1000 ? "p99 ≤ 50 ms" : null,
-            Met = n == 1000 ? Stats.Median(p99) <= 50 : null,
+            Issue15 = n == 1000 ? "1,000 tasks, API write durable in DB and file, p99" : null,
+            Target = n == 1000 ? "p99 ≤ 30 ms" : null,
+            Met = n == 1000 ? Stats.Median(p99) <= 30 : null,
         });
     }
 
@@ -193,10 +202,11 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
         var floorRate = 1000 / floors["commit"];
         report.Add(Stats.Row("server scenarios", n, $"API throughput, {Writers} concurrent writers × {WritesPerWriter} PUTs", rates, unit: "writes/s") with
         {
-            Floor = $"1 / one-row commit = {floorRate:0} writes/s",
+            Issue15 = n == 1000 ? $"1,000 tasks, {Writers} concurrent API writers, all in the file" : null,
+            Floor = $"1 / one-row durable commit = {floorRate:0} writes/s",
             RatioOverride = Stats.Median(rates) / floorRate,
-            Target = n == 1000 ? "≥ 1,000 writes/s, every write in the file" : null,
-            Met = n == 1000 ? Stats.Median(rates) >= 1000 && allInFile : null,
+            Target = n == 1000 ? "≥ 1,000 writes/s or ≥ 0.7 × the one-row commit rate; every write in the file" : null,
+            Met = n == 1000 ? (Stats.Median(rates) >= 1000 || Stats.Median(rates) >= 0.7 * floorRate) && allInFile : null,
             Note = allInFile ? "after every run, the file held the last value of every write" : "NOT every write was in the file: " + missing,
         });
     }
@@ -252,7 +262,7 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
                 variant++;
                 var start = Stopwatch.GetTimestamp();
                 TaskFiles.ReplaceByRename(path, edited);
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(watcherOnly ? 60 : 10));
                 while (true)
                 {
                     var (at, json) = await messages.Reader.ReadAsync(timeout.Token);
@@ -273,6 +283,21 @@ internal sealed class ServerBench(BenchEnvironment env, Report report, int n, in
 
         var debounce = new ServerOptions().WatchDebounce.TotalMilliseconds;
         var floor = debounce + floors["read"] + floors["parse"] + floors["commit"];
+        if (watcherOnly)
+        {
+            var small = report.Marks.TryGetValue("watcher-1000", out var m) ? m : (double?)null;
+            report.Add(Stats.Row("server scenarios", n, $"one task changed in the file (rename) → committed by the server's watcher (its WebSocket event): p50 of {EditsPerRun}", p50) with
+            {
+                Issue15 = "50,000 tasks, one task changed in the file → committed (server, watcher)",
+                Floor = small is null ? "the same edit at 1,000 tasks (not measured in this run)" : "the same edit at 1,000 tasks",
+                FloorValue = small,
+                Target = "≤ 3 × the 1,000-task edit (≤ 300 ms at the 2026-11-26 speed)",
+                Met = small is { } s ? Stats.Median(p50) <= 3 * s : null,
+                Note = $"includes the {debounce:0} ms debounce; the event is sent after the run's commit; p99 median {Stats.Median(p99):0} ms",
+            });
+            return;
+        }
+        if (n == 1000) report.Marks["watcher-1000"] = Stats.Median(p50);
         report.Add(Stats.Row("server scenarios", n, $"file edit (rename) → WebSocket event: p50 of {EditsPerRun}", p50) with
         {
             Floor = $"debounce {debounce:0} ms + read + parse + commit",

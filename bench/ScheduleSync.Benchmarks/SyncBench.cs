@@ -47,8 +47,8 @@ internal sealed class SyncBench(BenchEnvironment env, Report report, int n, int 
     private async Task MeasureFloorsAsync(string folder)
     {
         // fsync on this VM's disk comes in ~4 ms steps and varies a lot: the cheap floors get more samples.
-        var floorRuns = n >= 100_000 ? 5 : 15;
-        var upsertRuns = n >= 100_000 ? runs : Math.Max(runs, 7);
+        var floorRuns = n >= 50_000 ? 5 : 15;
+        var upsertRuns = n >= 50_000 ? runs : Math.Max(runs, 7);
         await env.SettleAsync();
         AddFloor("read", "read + SHA-256 of the file", Floors.Sample(3, floorRuns, () => Floors.ReadAndHash(_path)));
         AddFloor("parse", "parse only (UTF-8 decode + YamlDotNet event scan)", Floors.Sample(2, floorRuns, () => Floors.ParseOnly(_bytes)));
@@ -167,6 +167,7 @@ internal sealed class SyncBench(BenchEnvironment env, Report report, int n, int 
         var coldTarget = n == 100 ? 10.0 : n == 10_000 ? 1.3 * (Floor("parse") + Floor("upsert")) : (double?)null;
         report.Add(Stats.Row("sync scenarios", n, "cold import (SyncRunner.RunAsync, empty database)", cold) with
         {
+            Issue15 = n is 100 or 10_000 ? $"{n:N0} tasks, cold import" : null,
             Floor = "parse + upsert",
             FloorValue = Floor("parse") + Floor("upsert"),
             Target = n == 100 ? "≤ 10 ms" : n == 10_000 ? $"≤ 1.3 × (parse + upsert) = {coldTarget:0} ms" : null,
@@ -213,13 +214,27 @@ internal sealed class SyncBench(BenchEnvironment env, Report report, int n, int 
             Expect(result, SyncStatus.Completed, updates: 1);
         }
         var fileTarget = 1.3 * Floor("parse") + 15;
+        report.Marks[$"filetodb-{n}"] = Stats.Median(fileToDb);
         report.Add(Stats.Row("sync scenarios", n, "one task changed in the file → database", fileToDb) with
         {
+            Issue15 = n == 10_000 ? "10,000 tasks, one task changed in the file → database" : null,
             Floor = "read + parse + commit",
             FloorValue = Floor("read") + Floor("parse") + Floor("commit"),
-            Target = n == 10_000 ? $"≤ 1.3 × parse + 15 ms = {fileTarget:0} ms" : null,
+            Target = n == 10_000 ? $"≤ 1.3 × parse + 15 ms = {fileTarget:0} ms (stretch ≤ 30 ms)" : null,
             Met = n == 10_000 ? Stats.Median(fileToDb) <= fileTarget : null,
         });
+        if (n > 1000 && report.Marks.TryGetValue("filetodb-1000", out var small))
+        {
+            // Cost follows the change, not the file: the same one-task edit at N against it at 1,000 tasks (issue 15).
+            report.Add(Stats.Row("sync scenarios", n, "one task changed in the file → database, against the same edit at 1,000 tasks", fileToDb) with
+            {
+                Issue15 = n == 50_000 ? "50,000 tasks, one task changed in the file → database (SyncRunner in process)" : null,
+                Floor = "the 1,000-task edit",
+                FloorValue = small,
+                Target = "≤ 3 × the 1,000-task edit",
+                Met = Stats.Median(fileToDb) <= 3 * small,
+            });
+        }
 
         // One task changed in the database (as the API would) → file.
         var dbTask = n / 3;

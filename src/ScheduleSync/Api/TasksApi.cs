@@ -97,6 +97,7 @@ internal static class TasksApi
         if (body.Problem is not null) return body.Problem;
         var (task, errors) = TaskInput.Parse(body.Json, null, coordinator.DefaultTimezone);
         if (task is null) return TypedResults.ValidationProblem(errors, title: "The task is invalid; nothing was stored");
+        using var write = coordinator.BeginWrite();
         StoredTask stored;
         try
         {
@@ -106,7 +107,7 @@ internal static class TasksApi
         {
             return TypedResults.Problem(e.Message + "; use PUT to replace it", statusCode: StatusCodes.Status409Conflict, title: "Task exists");
         }
-        await ExportAsync(http, coordinator, task.Id, ct);
+        await ExportAsync(http, coordinator, write, task.Id, ct);
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Created($"/api/tasks/{Uri.EscapeDataString(task.Id)}", TaskDto.From(stored));
     }
@@ -119,6 +120,7 @@ internal static class TasksApi
         var (task, errors) = TaskInput.Parse(body.Json, id, coordinator.DefaultTimezone);
         if (task is null) return TypedResults.ValidationProblem(errors, title: "The task is invalid; nothing was stored");
         if (!TryIfMatch(http, out var expected, out var badIfMatch)) return badIfMatch!;
+        using var write = coordinator.BeginWrite();
         StoredTask stored;
         try
         {
@@ -132,7 +134,7 @@ internal static class TasksApi
         {
             return PreconditionFailed(http, e);
         }
-        await ExportAsync(http, coordinator, id, ct);
+        await ExportAsync(http, coordinator, write, id, ct);
         http.Response.Headers.ETag = ETag(stored.Version);
         return TypedResults.Ok(TaskDto.From(stored));
     }
@@ -141,6 +143,7 @@ internal static class TasksApi
         string id, HttpContext http, TaskStore store, SyncCoordinator coordinator, CancellationToken ct)
     {
         if (!TryIfMatch(http, out var expected, out var badIfMatch)) return badIfMatch!;
+        using var write = coordinator.BeginWrite();
         long version;
         try
         {
@@ -154,7 +157,7 @@ internal static class TasksApi
         {
             return PreconditionFailed(http, e);
         }
-        await ExportAsync(http, coordinator, id, ct);
+        await ExportAsync(http, coordinator, write, id, ct);
         return TypedResults.NoContent();
     }
 
@@ -193,20 +196,21 @@ internal static class TasksApi
     /// other writes). When the file can't be written (invalid, being edited), the response says the export is pending;
     /// when an open conflict freezes the task, that nothing is exported until it is resolved (<c>frozen; conflict N</c>).
     /// </summary>
-    private static async Task ExportAsync(HttpContext http, SyncCoordinator coordinator, string id, CancellationToken ct)
+    private static async Task ExportAsync(HttpContext http, SyncCoordinator coordinator, SyncCoordinator.WriteTicket write, string id, CancellationToken ct)
     {
         string? pending;
         long? frozenBy = null;
         try
         {
-            var result = await coordinator.RequestAsync("api", ct);
+            var result = await coordinator.RequestAsync("api", write, ct);
             pending = result.Status switch
             {
                 SyncStatus.InvalidFile => "file invalid; exported once it is valid again",
                 SyncStatus.Refused => "sync refused: " + result.Error,
                 _ => null,
             };
-            if (pending is null) frozenBy = await OpenConflictAsync(coordinator, id, ct);
+            // The run knows whether any conflict is open: only then is the task's own looked up (not on every write).
+            if (pending is null && result.OpenConflicts > 0) frozenBy = await OpenConflictAsync(coordinator, id, ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -101,10 +101,14 @@ internal static class SyncCommands
         var command = new Command("plan", "Show what a sync would do now, per task and per field, without changing anything") { AllowMassDelete };
         Run(command, async (parse, host, ct) =>
         {
-            var (document, plan) = await host.Runner.PlanAsync(parse.GetValue(AllowMassDelete), ct: ct);
+            // Nothing changed on either side since the last run: the stored state answers, the file is not parsed.
+            var snapshot = host.Runner.Store.Read();
+            var (document, plan) = await StoredState.UnchangedAsync(host.Runner, snapshot, ct)
+                ? (null, StoredState.EmptyPlan)
+                : await host.Runner.PlanAsync(parse.GetValue(AllowMassDelete), snapshot, ct);
             if (plan is null)
             {
-                foreach (var line in document.FormatProblems()) Console.WriteLine(line);
+                foreach (var line in document!.FormatProblems()) Console.WriteLine(line);
                 Console.Error.WriteLine($"schedsync: {host.Settings.ConfigPath} is invalid; a sync would change nothing");
                 return ExitCodes.InvalidFile;
             }
@@ -321,7 +325,7 @@ internal static class SyncCommands
                 var document = ScheduleLoader.Load(content.Bytes.Span, chosen);
                 if (!document.IsValid)
                 {
-                    foreach (var line in document.FormatProblems()) Console.WriteLine(line);
+                    foreach (var line in document!.FormatProblems()) Console.WriteLine(line);
                     Console.Error.WriteLine($"schedsync: the backup {chosen} is invalid; nothing was restored");
                     return ExitCodes.InvalidFile;
                 }

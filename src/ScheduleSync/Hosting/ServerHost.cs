@@ -47,7 +47,11 @@ internal static class ServerHost
         var services = builder.Services;
         services.AddAppSettings(settings);
         services.PostConfigure<ServerOptions>(o => o.Token = token);
-        services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString)); // created by the container: disposed (its pool closed) with the server
+        // Created by the container: disposed (its pool closed) with the server. The API's and the runs' statements repeat:
+        // prepared on each connection once used twice (issue 15), unless the connection string says otherwise.
+        services.AddSingleton(_ => NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString).MaxAutoPrepare == 0
+            ? new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = 64, AutoPrepareMinUsages = 2 }.ConnectionString
+            : connectionString));
         services.AddServerDatabase(database);
         services.AddFileStore();
         services.AddTaskStore();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Npgsql;
 using ScheduleSync.Events;
@@ -16,6 +17,14 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
 
     private readonly Channel<Request> _requests = Channel.CreateUnbounded<Request>(new UnboundedChannelOptions { SingleReader = true });
     private static readonly TimeSpan NotifyCoalescing = TimeSpan.FromMilliseconds(3);
+
+    /// <summary>
+    /// How long a run waits for API writes that are committing to the database right now to ask for their export, so
+    /// one run (one file write) serves them all instead of the first one alone (group commit). A write that is not
+    /// there by then is served by the next run.
+    /// </summary>
+    internal static readonly TimeSpan WriteGathering = TimeSpan.FromMilliseconds(10);
+    private int _writesInFlight;
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>
@@ -52,6 +61,35 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
         return done.Task.WaitAsync(ct);
     }
 
+    /// <summary>
+    /// An API write says it has started (before its database transaction): a run about to start waits briefly for it
+    /// to ask for its export (<see cref="WriteGathering"/>). Dispose the ticket when the write ends without asking.
+    /// </summary>
+    public WriteTicket BeginWrite()
+    {
+        Interlocked.Increment(ref _writesInFlight);
+        return new WriteTicket(this);
+    }
+
+    /// <summary>An API write in flight; counted until it asks for its export or is disposed, whichever comes first.</summary>
+    internal sealed class WriteTicket(SyncCoordinator owner) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) Interlocked.Decrement(ref owner._writesInFlight);
+        }
+    }
+
+    /// <summary>Runs a sync that starts after this call (and after the ticket's write) and returns its result.</summary>
+    public Task<SyncResult> RequestAsync(string trigger, WriteTicket ticket, CancellationToken ct = default)
+    {
+        var done = RequestAsync(trigger, ct);
+        ticket.Dispose(); // the request is queued first, so the run never sees neither the write in flight nor its request
+        return done;
+    }
+
     /// <summary>Asks for a sync without waiting for it.</summary>
     public void Trigger(string trigger) => _requests.Writer.TryWrite(new Request(trigger, null));
 
@@ -85,6 +123,14 @@ internal sealed partial class SyncCoordinator(SyncRunner runner, ILogger<SyncCoo
                 batch.Clear();
                 while (_requests.Reader.TryRead(out var request)) batch.Add(request);
                 if (batch.Count == 0) continue;
+                // Group commit: API writes committing now would otherwise wait for the run after this one.
+                if (Volatile.Read(ref _writesInFlight) > 0)
+                {
+                    var gathering = Stopwatch.StartNew();
+                    while (Volatile.Read(ref _writesInFlight) > 0 && gathering.Elapsed < WriteGathering)
+                        await Task.Delay(1, stoppingToken);
+                    while (_requests.Reader.TryRead(out var request)) batch.Add(request);
+                }
                 var trigger = batch.Any(r => r.Trigger == "api") ? "api" : batch[0].Trigger;
                 await RunAndPublishAsync(trigger, batch, CancellationToken.None, batch.Any(r => r.AllowMassDelete));
             }

@@ -33,6 +33,10 @@ internal sealed partial class SyncRunner(NpgsqlDataSource dataSource, ConfigFile
 
     /// <summary>The SQL of this replica's sync tables (base, conflicts, runs, state, recorded exports).</summary>
     public SyncTables Tables => _tables ??= new SyncTables(dataSource, Replica);
+
+    /// <summary>The options runs are made with (status and plan use the stored state only under the file-rejecting policy).</summary>
+    public SyncOptions Options => options;
+
     private SyncTables? _tables;
     private volatile bool _replicaEnsured;
 

@@ -20,11 +20,15 @@ internal sealed record InvalidRowReport(string Id, string Reason);
 /// <summary>The state both the <c>status</c> command and <c>GET /api/sync/status</c> report.</summary>
 internal static class SyncStatusReader
 {
-    public static async Task<SyncStatusReport> ReadAsync(SyncRunner runner, CancellationToken ct, string trigger = "cli")
+    /// <param name="storedState">False: always the full path (parse and plan), which the stored state must equal (tests).</param>
+    public static async Task<SyncStatusReport> ReadAsync(SyncRunner runner, CancellationToken ct, string trigger = "cli", bool storedState = true)
     {
         var snapshot = runner.Store.Read();
-        // One read of the file: the checksum reported is the content the plan was made from.
-        var (document, plan) = await runner.PlanAsync(snapshot: snapshot, ct: ct, trigger: trigger);
+        // One read of the file: the checksum reported is the content the plan was made from. Unchanged since the last
+        // run on both sides: the stored state answers (the same report, without a parse or a read of the tasks).
+        var (valid, problems, plan) = storedState && await StoredState.UnchangedAsync(runner, snapshot, ct)
+            ? (true, [], StoredState.EmptyPlan)
+            : await PlanAsync(runner, snapshot, trigger, ct);
         await using var connection = await runner.DataSource.OpenConnectionAsync(ct);
         var replica = (await runner.Tables.ForReadingAsync(connection, null, ct)).Replica;
         await using var command = new NpgsqlCommand("""
@@ -54,11 +58,17 @@ internal static class SyncStatusReader
 
         var imports = plan?.Actions.Count(a => a.Kind is SyncActionKind.ImportInsert or SyncActionKind.ImportUpdate or SyncActionKind.ImportDelete or SyncActionKind.Merge) ?? 0;
         var exports = plan?.Actions.Count(a => a.ChangesFile) ?? 0;
-        return new SyncStatusReport(runner.Store.ConfigPath, snapshot.Exists, document.IsValid, snapshot.Checksum, [.. document.FormatProblems()],
+        return new SyncStatusReport(runner.Store.ConfigPath, snapshot.Exists, valid, snapshot.Checksum, problems,
             tasks, counter, synced, syncedChecksum, open, imports, exports, runs,
             [.. plan?.InvalidInDatabase.Select(a => new InvalidRowReport(a.Id, a.Reason ?? "invalid")) ?? []], plan?.Refusal)
         {
             Replicas = await Replicas.ListAsync(runner.DataSource, runner.Replica, ct),
         };
+    }
+
+    private static async Task<(bool Valid, IReadOnlyList<string> Problems, SyncPlan? Plan)> PlanAsync(SyncRunner runner, Files.FileSnapshot snapshot, string trigger, CancellationToken ct)
+    {
+        var (document, plan) = await runner.PlanAsync(snapshot: snapshot, ct: ct, trigger: trigger);
+        return (document.IsValid, [.. document.FormatProblems()], plan);
     }
 }

@@ -60,6 +60,7 @@ public sealed class ServerConcurrencyTests(ITestOutputHelper output)
         var editorError = editor.StandardError.ReadToEndAsync();
 
         var latencies = new ConcurrentBag<TimeSpan>();
+        var acknowledgedChecked = new ConcurrentBag<string>();
         var expected = new ConcurrentDictionary<string, string>();
         var burst = Stopwatch.StartNew();
         var clients = Enumerable.Range(0, Clients).Select(c => Task.Run(async () =>
@@ -78,6 +79,12 @@ public sealed class ServerConcurrencyTests(ITestOutputHelper output)
                 Assert.True(response.StatusCode is HttpStatusCode.Created or HttpStatusCode.OK, $"{id}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
                 Assert.Equal("done", ServerFixture.Header(response, "ScheduleSync-Export"));
                 expected[id] = command;
+                // Acknowledged means committed and in the file (SPEC §4), now, not after some later run: only this
+                // client writes this task, so both sides hold this value until its next write.
+                Assert.Equal(command, await server.ScalarAsync<string>("SELECT command FROM scheduled_tasks WHERE id = $1", id));
+                var inFile = ScheduleLoader.LoadFile(server.ConfigPath).ValidTasks.FirstOrDefault(t => t.Id == id);
+                Assert.True(inFile?.Command == command, $"{id}: acknowledged '{command}', the file has '{inFile?.Command}'");
+                acknowledgedChecked.Add(id);
             }
         })).ToList();
         await Task.WhenAll(clients);
@@ -99,6 +106,7 @@ public sealed class ServerConcurrencyTests(ITestOutputHelper output)
 
         // No lost write: every API write's last value is on both sides, and so is every edit of the other process.
         Assert.Equal(Clients * TasksPerClient, expected.Count);
+        Assert.Equal(Clients * WritesPerClient, acknowledgedChecked.Count);
         foreach (var (id, command) in expected)
         {
             Assert.Equal(command, await server.ScalarAsync<string>("SELECT command FROM scheduled_tasks WHERE id = $1", id));
