@@ -293,7 +293,6 @@ internal sealed class SyncBench(BenchEnvironment env, Report report, int n, int 
             FloorValue = Floor("write"),
         });
 
-        await new StepBreakdown(report, n, runs, _floors).RunAsync(env, _path, _bytes, source, store, sync, dbTask, current, dbVariant, fileTask, fileVariant);
         await env.DropDatabaseAsync(kept!);
     }
 
