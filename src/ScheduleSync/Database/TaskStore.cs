@@ -175,20 +175,7 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         if (tasks.Count == 0) return;
         await using (var on = new NpgsqlCommand("SELECT set_config('schedsync.bulk_write', 'on', true)", connection, tx))
             await on.ExecuteNonQueryAsync(ct);
-        await using (var copy = await connection.BeginBinaryImportAsync(
-            $"COPY scheduled_tasks (id, {TaskColumns.Names}, content_hash, updated_by) FROM STDIN (FORMAT BINARY)", ct))
-        {
-            foreach (var t in tasks)
-            {
-                copy.StartRow();
-                copy.Write(t.Id, NpgsqlDbType.Text);
-                foreach (var field in TaskFields.All)
-                    TaskColumns.Write(copy, field, t);
-                copy.Write(t.ContentHash, NpgsqlDbType.Text);
-                copy.Write(context.Actor, NpgsqlDbType.Text);
-            }
-            await copy.CompleteAsync(ct);
-        }
+        await CopyRowsAsync(connection, $"COPY scheduled_tasks (id, {TaskColumns.Names}, content_hash, updated_by) FROM STDIN (FORMAT BINARY)", tasks, context.Actor, ct);
         await using var record = new NpgsqlBatch(connection, tx)
         {
             BatchCommands =
@@ -209,6 +196,23 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
         await record.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>Binary COPY of tasks as rows (id, the field columns, content_hash[, <paramref name="actor"/> as updated_by]).</summary>
+    private static async Task CopyRowsAsync(NpgsqlConnection connection, string copy, IReadOnlyList<TaskDefinition> tasks, string? actor, CancellationToken ct)
+    {
+        await using var importer = await connection.BeginBinaryImportAsync(copy, ct);
+        // Synchronous writes: they fill a buffer and rarely touch the socket; per-call async costs more than it saves here.
+        foreach (var t in tasks)
+        {
+            importer.StartRow();
+            importer.Write(t.Id, NpgsqlDbType.Text);
+            foreach (var field in TaskFields.All)
+                TaskColumns.Write(importer, field, t);
+            importer.Write(t.ContentHash, NpgsqlDbType.Text);
+            if (actor is not null) importer.Write(actor, NpgsqlDbType.Text);
+        }
+        await importer.CompleteAsync(ct);
+    }
+
     private const int CopyThreshold = 1_000;
 
     /// <summary>Bulk upsert through binary COPY into a per-connection temp table, then one INSERT … ON CONFLICT.</summary>
@@ -219,20 +223,7 @@ internal sealed class TaskStore(NpgsqlDataSource dataSource)
             """, connection, tx))
             await create.ExecuteNonQueryAsync(ct);
 
-        await using (var copy = await connection.BeginBinaryImportAsync(
-            $"COPY task_upload (id, {TaskColumns.Names}, content_hash) FROM STDIN (FORMAT BINARY)", ct))
-        {
-            // Synchronous writes: they fill a buffer and rarely touch the socket; per-call async costs more than it saves here.
-            foreach (var t in tasks)
-            {
-                copy.StartRow();
-                copy.Write(t.Id, NpgsqlDbType.Text);
-                foreach (var field in TaskFields.All)
-                    TaskColumns.Write(copy, field, t);
-                copy.Write(t.ContentHash, NpgsqlDbType.Text);
-            }
-            await copy.CompleteAsync(ct);
-        }
+        await CopyRowsAsync(connection, $"COPY task_upload (id, {TaskColumns.Names}, content_hash) FROM STDIN (FORMAT BINARY)", tasks, actor: null, ct);
 
         await using var command = new NpgsqlCommand($"""
             INSERT INTO scheduled_tasks (id, {TaskColumns.Names}, content_hash, updated_by)
