@@ -80,7 +80,7 @@ internal static class SyncApi
         else
         {
             foreach (var property in json.EnumerateObject())
-                if (property.Name is not ("choice" or "fields")) errors[property.Name] = [$"unknown field '{property.Name}'"];
+                if (property.Name is not ("choice" or "fields" or "shown")) errors[property.Name] = [$"unknown field '{property.Name}'"];
             choice = json.TryGetProperty("choice", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() switch
             {
                 "keep_yaml" => ResolutionChoice.KeepYaml,
@@ -96,10 +96,20 @@ internal static class SyncApi
             if (f.ValueKind != JsonValueKind.Object) errors["fields"] = ["fields must be an object of field values"];
             else fields = f.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone(), StringComparer.Ordinal);
         }
+        // The two versions the client decided on, as GET /api/sync/conflicts/{id} gave them: if either is not what exists
+        // now, nothing is applied (409) — the client has not seen what it would overwrite.
+        ConflictService.ShownVersions? shown = null;
+        if (json.ValueKind == JsonValueKind.Object && json.TryGetProperty("shown", out var s) && s.ValueKind != JsonValueKind.Null)
+        {
+            if (s.ValueKind != JsonValueKind.Object || s.EnumerateObject().Any(p => p.Name is not ("yaml" or "db")))
+                errors["shown"] = ["shown must be an object { \"yaml\": …, \"db\": … } holding the two versions as the conflict showed them"];
+            else
+                shown = new(s.TryGetProperty("yaml", out var y) ? y.Clone() : null, s.TryGetProperty("db", out var d) ? d.Clone() : null);
+        }
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors, title: "Invalid resolution; nothing was changed");
         try
         {
-            var resolved = await conflicts.ResolveAsync(id, choice!.Value, fields, "api", ct);
+            var resolved = await conflicts.ResolveAsync(id, choice!.Value, fields, "api", ct, shown);
             coordinator.Trigger("api");
             return TypedResults.Ok(SyncJson.Conflict(resolved));
         }

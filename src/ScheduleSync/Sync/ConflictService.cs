@@ -71,11 +71,23 @@ internal sealed class ConflictService(SyncRunner runner)
     }
 
     /// <summary>
+    /// The file's and the database's versions of the task as a client showed them (task JSON as the conflict's
+    /// <c>yaml</c>/<c>db</c>; null for deleted). A resolution that carries them is applied only if they are still what exists:
+    /// a run may have refreshed the stored conflict after the client read it.
+    /// </summary>
+    internal sealed record ShownVersions(JsonElement? Yaml, JsonElement? Db)
+    {
+        public bool Shows(JsonElement? shown, TaskDefinition? now) =>
+            shown is not { ValueKind: not JsonValueKind.Null } version ? now is null
+                : now is not null && JsonElement.DeepEquals(version, SyncJson.Task(now)!.Value);
+    }
+
+    /// <summary>
     /// Resolves an open conflict with the current file and database versions of the task. <paramref name="fields"/>
     /// gives values (JSON) for fields; with <see cref="ResolutionChoice.Merge"/> every field changed on both sides
     /// needs one. Same crash ordering as a sync: database and base in one transaction, the file, then commit.
     /// </summary>
-    public async Task<ConflictRecord> ResolveAsync(long id, ResolutionChoice choice, IReadOnlyDictionary<string, JsonElement>? fields, string actor, CancellationToken ct = default)
+    public async Task<ConflictRecord> ResolveAsync(long id, ResolutionChoice choice, IReadOnlyDictionary<string, JsonElement>? fields, string actor, CancellationToken ct = default, ShownVersions? shown = null)
     {
         SyncPlanner.CheckResolutionFields(choice, fields);
         await runner.Tables.EnsureAsync(ct); // the legacy conflicts of a database from before replicas become this replica's
@@ -103,7 +115,8 @@ internal sealed class ConflictService(SyncRunner runner)
         if (stored is { Task: null })
             throw new ResolutionException($"task '{conflict.TaskId}' is invalid in the database; fix it before resolving");
         var bases = await runner.Tables.ReadBaseAsync(connection, tx, ct, [conflict.TaskId]);
-        if (yaml?.Task?.ContentHash != conflict.Yaml?.ContentHash || stored?.Task?.ContentHash != conflict.Database?.ContentHash)
+        if (yaml?.Task?.ContentHash != conflict.Yaml?.ContentHash || stored?.Task?.ContentHash != conflict.Database?.ContentHash
+            || (shown is not null && !(shown.Shows(shown.Yaml, yaml?.Task) && shown.Shows(shown.Db, stored?.Task))))
         {
             // A side changed after the conflict was shown: deciding now could discard an edit nobody saw. Show the
             // newest versions and let the person decide again.

@@ -102,6 +102,51 @@ public sealed class ServerBadInputTests(ITestOutputHelper output)
         Assert.Equal(auditBefore, await server.ScalarAsync<long>("SELECT count(*) FROM task_audit"));
     }
 
+    [Fact]
+    public async Task A_resolution_carrying_versions_that_are_no_longer_current_is_refused_even_after_a_run_refreshed_the_conflict()
+    {
+        await using var server = await ServerFixture.StartAsync("resolve_shown_stale", options: o =>
+        {
+            o.WatchDebounce = TimeSpan.FromMinutes(10);
+            o.PollInterval = TimeSpan.FromMinutes(10);
+        });
+        var edited = File.ReadAllText(server.ConfigPath).Replace("schedule: \"0 3 * * *\"", "schedule: \"0 4 * * *\"", StringComparison.Ordinal);
+        await File.WriteAllTextAsync(server.ConfigPath, edited);
+        Assert.Equal(1, await server.ExecuteAsync("UPDATE scheduled_tasks SET schedule = '0 5 * * *' WHERE id = 'nightly-backup'"));
+        using (var sync = await server.Http.PostAsync("/api/sync", null))
+            Assert.Equal(1, (await ServerFixture.ReadJsonAsync(sync)).GetProperty("open_conflicts").GetInt32());
+        var conflictId = await server.ScalarAsync<long>("SELECT id FROM sync_conflicts WHERE status = 'open'");
+        JsonElement shown;
+        using (var get = await server.Http.GetAsync($"/api/sync/conflicts/{conflictId}"))
+            shown = await ServerFixture.ReadJsonAsync(get);
+        Assert.Equal("0 5 * * *", shown.GetProperty("db").GetProperty("schedule").GetString());
+
+        // The database side changes again, and a run refreshes the stored conflict before the client's decision arrives.
+        Assert.Equal(1, await server.ExecuteAsync("UPDATE scheduled_tasks SET schedule = '0 6 * * *' WHERE id = 'nightly-backup'"));
+        using (var sync = await server.Http.PostAsync("/api/sync", null))
+            Assert.Equal(HttpStatusCode.OK, sync.StatusCode);
+        using (var get = await server.Http.GetAsync($"/api/sync/conflicts/{conflictId}"))
+            Assert.Equal("0 6 * * *", (await ServerFixture.ReadJsonAsync(get)).GetProperty("db").GetProperty("schedule").GetString());
+
+        using var response = await server.Http.PostAsync($"/api/sync/conflicts/{conflictId}/resolve",
+            ServerFixture.Json(new { choice = "keep_db", shown = new { yaml = shown.GetProperty("yaml"), db = shown.GetProperty("db") } }));
+        var text = await response.Content.ReadAsStringAsync();
+        output.WriteLine($"resolve with stale versions -> {(int)response.StatusCode} {text}");
+        Assert.True(response.StatusCode == HttpStatusCode.Conflict, $"expected 409, got {(int)response.StatusCode}: {text}");
+        Assert.Contains("changed since", text, StringComparison.Ordinal);
+        Assert.Equal("open", await server.ScalarAsync<string>("SELECT status FROM sync_conflicts WHERE id = $1", conflictId));
+        Assert.Equal(edited, File.ReadAllText(server.ConfigPath));
+
+        // With the versions as they are now, the same decision is applied.
+        JsonElement current;
+        using (var get = await server.Http.GetAsync($"/api/sync/conflicts/{conflictId}"))
+            current = await ServerFixture.ReadJsonAsync(get);
+        using var applied = await server.Http.PostAsync($"/api/sync/conflicts/{conflictId}/resolve",
+            ServerFixture.Json(new { choice = "keep_db", shown = new { yaml = current.GetProperty("yaml"), db = current.GetProperty("db") } }));
+        Assert.Equal(HttpStatusCode.OK, applied.StatusCode);
+        Assert.Equal("resolved", await server.ScalarAsync<string>("SELECT status FROM sync_conflicts WHERE id = $1", conflictId));
+    }
+
     /// <summary>A 400 served as problem+json; returns its <c>errors</c>.</summary>
     private static JsonElement AssertProblem(HttpResponseMessage response, string text)
     {

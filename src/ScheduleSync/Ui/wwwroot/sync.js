@@ -242,7 +242,9 @@ export async function conflictView(id, explanation = null) {
         await conflictView(id, notice('bad', 'Not applied: the task changed on one side after this conflict was shown. These are the newest versions; review them and choose again.'));
         return;
       }
-      await api('POST', `/api/sync/conflicts/${id}/resolve`, { body: choice === 'merge' ? { choice, fields } : { choice } });
+      // The versions decided on go along: a run may refresh the conflict between this check and the POST.
+      const shown = { yaml, db };
+      await api('POST', `/api/sync/conflicts/${id}/resolve`, { body: choice === 'merge' ? { choice, fields, shown } : { choice, shown } });
       conflictFlash = { kind: 'good', text: `Conflict ${id} on "${c.task_id}" resolved (${choice.replace('_', ' ').replace('yaml', 'file').replace('db', 'database')}); both sides now hold the result.` };
       location.hash = '#/conflicts';
     } catch (e) {
