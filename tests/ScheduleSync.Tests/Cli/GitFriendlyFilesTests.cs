@@ -117,7 +117,7 @@ public sealed class GitFriendlyFilesTests
     {
         await WaitForAsync(async () =>
         {
-            Assert.False(serve.HasExited, "serve exited: " + output);
+            Assert.False(serve.HasExited, "serve exited: " + output.Locked());
             try
             {
                 using var ready = await http.GetAsync("/readyz");
@@ -127,7 +127,7 @@ public sealed class GitFriendlyFilesTests
             {
                 return false;
             }
-        }, "serve to be ready: " + output);
+        }, "serve to be ready: " + output.Locked());
     }
 
     private static Task WaitForAsync(Func<bool> condition, string what) => WaitForAsync(() => Task.FromResult(condition()), what);

@@ -72,8 +72,8 @@ public sealed class ProgressTests
             var waited = Stopwatch.StartNew();
             while (!await IsReadyAsync(http))
             {
-                Assert.False(serve.HasExited, "serve exited: " + output);
-                Assert.True(waited.Elapsed < TimeSpan.FromMinutes(3), "serve not ready: " + output);
+                Assert.False(serve.HasExited, "serve exited: " + output.Locked());
+                Assert.True(waited.Elapsed < TimeSpan.FromMinutes(3), "serve not ready: " + output.Locked());
                 await Task.Delay(100);
             }
         }
@@ -88,7 +88,7 @@ public sealed class ProgressTests
             await serve.WaitForExitAsync();
         }
 
-        var log = output.ToString();
+        var log = output.Locked();
         Assert.Contains("sync progress: validating 20,000 tasks", log, StringComparison.Ordinal);
         Assert.Contains("sync progress: planning 20,000 tasks", log, StringComparison.Ordinal);
         Assert.Contains("sync progress: writing 20,000 rows", log, StringComparison.Ordinal);

@@ -365,7 +365,7 @@ public sealed class EmbeddedClusterProcessTests
         var waited = Stopwatch.StartNew();
         while (true)
         {
-            Assert.False(serve.HasExited, "serve exited: " + output);
+            Assert.False(serve.HasExited, "serve exited: " + output.Locked());
             try
             {
                 using var ready = await http.GetAsync("/readyz");
@@ -377,7 +377,7 @@ public sealed class EmbeddedClusterProcessTests
                 // Not listening yet.
             }
 
-            Assert.True(waited.Elapsed < TimeSpan.FromMinutes(2), "serve not ready after 2 minutes: " + output);
+            Assert.True(waited.Elapsed < TimeSpan.FromMinutes(2), "serve not ready after 2 minutes: " + output.Locked());
             await Task.Delay(100);
         }
     }
@@ -398,7 +398,7 @@ public sealed class EmbeddedClusterProcessTests
         catch (OperationCanceledException)
         {
             serve.Kill(entireProcessTree: true);
-            Assert.Fail("serve did not stop within a minute of SIGTERM: " + output);
+            Assert.Fail("serve did not stop within a minute of SIGTERM: " + output.Locked());
         }
     }
 
