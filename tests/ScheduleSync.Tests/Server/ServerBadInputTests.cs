@@ -76,17 +76,8 @@ public sealed class ServerBadInputTests(ITestOutputHelper output)
     [InlineData("keep_yaml")]
     public async Task Keep_one_side_with_field_values_is_refused_and_the_conflict_stays_open(string choice)
     {
-        await using var server = await ServerFixture.StartAsync("keep_with_fields_" + choice, options: o =>
-        {
-            o.WatchDebounce = TimeSpan.FromMinutes(10);
-            o.PollInterval = TimeSpan.FromMinutes(10);
-        });
-        var edited = File.ReadAllText(server.ConfigPath).Replace("schedule: \"0 3 * * *\"", "schedule: \"0 4 * * *\"", StringComparison.Ordinal);
-        await File.WriteAllTextAsync(server.ConfigPath, edited);
-        Assert.Equal(1, await server.ExecuteAsync("UPDATE scheduled_tasks SET schedule = '0 5 * * *' WHERE id = 'nightly-backup'"));
-        using (var sync = await server.Http.PostAsync("/api/sync", null))
-            Assert.Equal(1, (await ServerFixture.ReadJsonAsync(sync)).GetProperty("open_conflicts").GetInt32());
-        var conflictId = await server.ScalarAsync<long>("SELECT id FROM sync_conflicts WHERE status = 'open'");
+        var (server, edited, conflictId) = await StartWithScheduleConflictAsync("keep_with_fields_" + choice);
+        await using var owner = server;
         var auditBefore = await server.ScalarAsync<long>("SELECT count(*) FROM task_audit");
 
         using var response = await server.Http.PostAsync($"/api/sync/conflicts/{conflictId}/resolve",
@@ -105,17 +96,8 @@ public sealed class ServerBadInputTests(ITestOutputHelper output)
     [Fact]
     public async Task A_resolution_carrying_versions_that_are_no_longer_current_is_refused_even_after_a_run_refreshed_the_conflict()
     {
-        await using var server = await ServerFixture.StartAsync("resolve_shown_stale", options: o =>
-        {
-            o.WatchDebounce = TimeSpan.FromMinutes(10);
-            o.PollInterval = TimeSpan.FromMinutes(10);
-        });
-        var edited = File.ReadAllText(server.ConfigPath).Replace("schedule: \"0 3 * * *\"", "schedule: \"0 4 * * *\"", StringComparison.Ordinal);
-        await File.WriteAllTextAsync(server.ConfigPath, edited);
-        Assert.Equal(1, await server.ExecuteAsync("UPDATE scheduled_tasks SET schedule = '0 5 * * *' WHERE id = 'nightly-backup'"));
-        using (var sync = await server.Http.PostAsync("/api/sync", null))
-            Assert.Equal(1, (await ServerFixture.ReadJsonAsync(sync)).GetProperty("open_conflicts").GetInt32());
-        var conflictId = await server.ScalarAsync<long>("SELECT id FROM sync_conflicts WHERE status = 'open'");
+        var (server, edited, conflictId) = await StartWithScheduleConflictAsync("resolve_shown_stale");
+        await using var owner = server;
         JsonElement shown;
         using (var get = await server.Http.GetAsync($"/api/sync/conflicts/{conflictId}"))
             shown = await ServerFixture.ReadJsonAsync(get);
@@ -145,6 +127,33 @@ public sealed class ServerBadInputTests(ITestOutputHelper output)
             ServerFixture.Json(new { choice = "keep_db", shown = new { yaml = current.GetProperty("yaml"), db = current.GetProperty("db") } }));
         Assert.Equal(HttpStatusCode.OK, applied.StatusCode);
         Assert.Equal("resolved", await server.ScalarAsync<string>("SELECT status FROM sync_conflicts WHERE id = $1", conflictId));
+    }
+
+    /// <summary>
+    /// A server (no watcher, no polling) where nightly-backup's schedule changed in the file (0 4) and in the database
+    /// (0 5): one open conflict. Returns the file's text and the conflict's id.
+    /// </summary>
+    private static async Task<(ServerFixture Server, string Edited, long ConflictId)> StartWithScheduleConflictAsync(string name)
+    {
+        var server = await ServerFixture.StartAsync(name, options: o =>
+        {
+            o.WatchDebounce = TimeSpan.FromMinutes(10);
+            o.PollInterval = TimeSpan.FromMinutes(10);
+        });
+        try
+        {
+            var edited = File.ReadAllText(server.ConfigPath).Replace("schedule: \"0 3 * * *\"", "schedule: \"0 4 * * *\"", StringComparison.Ordinal);
+            await File.WriteAllTextAsync(server.ConfigPath, edited);
+            Assert.Equal(1, await server.ExecuteAsync("UPDATE scheduled_tasks SET schedule = '0 5 * * *' WHERE id = 'nightly-backup'"));
+            using (var sync = await server.Http.PostAsync("/api/sync", null))
+                Assert.Equal(1, (await ServerFixture.ReadJsonAsync(sync)).GetProperty("open_conflicts").GetInt32());
+            return (server, edited, await server.ScalarAsync<long>("SELECT id FROM sync_conflicts WHERE status = 'open'"));
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>A 400 served as problem+json; returns its <c>errors</c>.</summary>

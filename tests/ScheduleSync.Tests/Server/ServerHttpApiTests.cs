@@ -35,6 +35,8 @@ public sealed class ServerHttpApiTests(ITestOutputHelper output)
         { "id not matching the URL", "PUT", "/api/tasks/nightly-backup", """{ "id": "other", "schedule": "@daily", "command": "x" }""", null, 400, "id" },
         { "bad If-Match", "PUT", "/api/tasks/nightly-backup", ValidTask, "version-one", 400, null },
         { "invalid resolution", "POST", "/api/sync/conflicts/1/resolve", """{ "choice": "keep_both" }""", null, 400, "choice" },
+        { "shown versions not an object", "POST", "/api/sync/conflicts/1/resolve", """{ "choice": "keep_db", "shown": 5 }""", null, 400, "shown" },
+        { "shown versions with another key", "POST", "/api/sync/conflicts/1/resolve", """{ "choice": "keep_db", "shown": { "yaml": null, "base": null } }""", null, 400, "shown" },
         { "oversized body", "POST", "/api/tasks", "{ \"id\": \"big\", \"schedule\": \"@daily\", \"command\": \"" + new string('x', 4000) + "\" }", null, 413, null },
     };
 
